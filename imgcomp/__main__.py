@@ -1,0 +1,5 @@
+import sys
+
+from imgcomp.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Real training/validation images and video frames from Debian packages."""

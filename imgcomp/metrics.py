@@ -1,0 +1,46 @@
+"""Image quality and rate metrics on uint8 images (HxWx3 or HxW)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from pytorch_msssim import ms_ssim, ssim
+
+
+def _as_tensor(image: np.ndarray) -> torch.Tensor:
+    if image.ndim == 2:
+        image = image[:, :, None]
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].double()
+
+
+def psnr(reference: np.ndarray, test: np.ndarray, peak: float = 255.0) -> float:
+    """PSNR over all channels of 8-bit images; inf for identical images."""
+    _check_pair(reference, test)
+    mse = float(np.mean((reference.astype(np.float64) - test.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
+
+
+def ssim_index(reference: np.ndarray, test: np.ndarray) -> float:
+    _check_pair(reference, test)
+    return float(ssim(_as_tensor(reference), _as_tensor(test), data_range=255.0, size_average=True))
+
+
+def ms_ssim_index(reference: np.ndarray, test: np.ndarray) -> float:
+    """MS-SSIM (5 scales, 11x11 window). Images need a short side > 160 px."""
+    _check_pair(reference, test)
+    return float(ms_ssim(_as_tensor(reference), _as_tensor(test), data_range=255.0, size_average=True))
+
+
+def bits_per_pixel(num_bytes: int, height: int, width: int) -> float:
+    return 8.0 * num_bytes / (height * width)
+
+
+def compression_ratio(raw_bytes: int, compressed_bytes: int) -> float:
+    return raw_bytes / compressed_bytes
+
+
+def _check_pair(reference: np.ndarray, test: np.ndarray) -> None:
+    if reference.shape != test.shape:
+        raise ValueError(f"image shapes differ: {reference.shape} vs {test.shape}")

@@ -1,0 +1,170 @@
+"""Entropy-coded learned codecs with several rate points in one network.
+
+Ballé et al.'s factorized prior (ICLR 2017) and scale hyperprior (ICLR 2018), built from
+CompressAI's GDN layers, entropy models and rANS coder. Each quality level has its own learned
+channel gain applied to the latent before quantization and its inverse after (Cui et al.,
+"Asymmetric Gained Deep Image Compression", CVPR 2021). One set of weights therefore covers every
+rate point, and the encoder can change quality per frame without loading anything.
+
+Interfaces follow CompressAI: ``forward(x, level) -> {"x_hat", "likelihoods"}``,
+``compress(x, level) -> {"strings", "shape"}``, ``decompress(strings, shape, level) -> {"x_hat"}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.layers import GDN
+from compressai.models.base import CompressionModel, get_scale_table
+from compressai.models.utils import conv, deconv
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """Architecture hyper-parameters; stored in every checkpoint."""
+
+    family: str  # "factorized" or "hyperprior"
+    channels: int = 64  # N: width of the analysis/synthesis transforms
+    latent_channels: int = 128  # M: channels of the coded latent y
+    hyper_channels: int = 48  # width of the hyper transforms (hyperprior only)
+    levels: int = 6  # number of quality levels (gain vectors)
+    lambdas: tuple[float, ...] = field(default=())  # training lambda per level, for the record
+
+
+def analysis_transform(n: int, m: int) -> nn.Sequential:
+    return nn.Sequential(conv(3, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, m))
+
+
+def synthesis_transform(n: int, m: int) -> nn.Sequential:
+    return nn.Sequential(
+        deconv(m, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True),
+        deconv(n, n), GDN(n, inverse=True), deconv(n, 3),
+    )
+
+
+class GainedCodec(CompressionModel):
+    """Shared parts: transforms, per-level gains, level validation."""
+
+    downsampling: int = 16
+
+    def __init__(self, arch: ArchConfig) -> None:
+        super().__init__()
+        self.arch = arch
+        self.g_a = analysis_transform(arch.channels, arch.latent_channels)
+        self.g_s = synthesis_transform(arch.channels, arch.latent_channels)
+        # Spread initial gains so the levels start at different rates (log-spaced, x16 overall).
+        init = torch.logspace(-1.0, 0.2, arch.levels, base=10.0)[:, None].repeat(1, arch.latent_channels)
+        self.gain = nn.Parameter(init.clone())
+        self.inverse_gain = nn.Parameter(1.0 / init)
+
+    @property
+    def levels(self) -> int:
+        return self.arch.levels
+
+    def _gains(self, level: Tensor | int, batch: int) -> tuple[Tensor, Tensor]:
+        index = torch.as_tensor(level, device=self.gain.device).long().reshape(-1)
+        if index.numel() == 1:
+            index = index.expand(batch)
+        if index.numel() != batch or bool(((index < 0) | (index >= self.levels)).any()):
+            raise ValueError(f"quality level must be in [0, {self.levels - 1}], got {level}")
+        gain = self.gain.abs()[index][:, :, None, None]
+        inverse = self.inverse_gain.abs()[index][:, :, None, None]
+        return gain, inverse
+
+    def analyse(self, x: Tensor, level: Tensor | int) -> Tensor:
+        """Gained latent y (not yet quantized)."""
+        gain, _ = self._gains(level, x.shape[0])
+        return self.g_a(x) * gain
+
+    def synthesise(self, y_hat: Tensor, level: Tensor | int) -> Tensor:
+        _, inverse = self._gains(level, y_hat.shape[0])
+        return self.g_s(y_hat * inverse)
+
+    def latent_features(self, y_hat: Tensor, level: Tensor | int) -> Tensor:
+        """The de-gained quantized latent: what a perception head reads instead of pixels."""
+        _, inverse = self._gains(level, y_hat.shape[0])
+        return y_hat * inverse
+
+
+class FactorizedPrior(GainedCodec):
+    def __init__(self, arch: ArchConfig) -> None:
+        super().__init__(arch)
+        self.entropy_bottleneck = EntropyBottleneck(arch.latent_channels)
+
+    def forward(self, x: Tensor, level: Tensor | int) -> dict:
+        y = self.analyse(x, level)
+        y_hat, y_likelihoods = self.entropy_bottleneck(y)
+        return {"x_hat": self.synthesise(y_hat, level), "likelihoods": {"y": y_likelihoods}}
+
+    def compress(self, x: Tensor, level: int) -> dict:
+        y = self.analyse(x, level)
+        strings = self.entropy_bottleneck.compress(y)
+        return {"strings": [strings], "shape": tuple(y.shape[-2:]), "y_hat": self.entropy_bottleneck.decompress(strings, y.shape[-2:])}
+
+    def decompress_latent(self, strings: list[list[bytes]], shape: tuple[int, int]) -> Tensor:
+        return self.entropy_bottleneck.decompress(strings[0], shape)
+
+    def decompress(self, strings: list[list[bytes]], shape: tuple[int, int], level: int) -> dict:
+        y_hat = self.decompress_latent(strings, shape)
+        return {"x_hat": self.synthesise(y_hat, level).clamp_(0, 1)}
+
+
+class ScaleHyperprior(GainedCodec):
+    def __init__(self, arch: ArchConfig) -> None:
+        super().__init__(arch)
+        m, h = arch.latent_channels, arch.hyper_channels
+        self.h_a = nn.Sequential(
+            conv(m, h, stride=1, kernel_size=3), nn.ReLU(inplace=True),
+            conv(h, h), nn.ReLU(inplace=True), conv(h, h),
+        )
+        self.h_s = nn.Sequential(
+            deconv(h, h), nn.ReLU(inplace=True), deconv(h, h), nn.ReLU(inplace=True),
+            conv(h, m, stride=1, kernel_size=3), nn.ReLU(inplace=True),
+        )
+        self.entropy_bottleneck = EntropyBottleneck(h)
+        self.gaussian_conditional = GaussianConditional(None)
+
+    downsampling = 64
+
+    def forward(self, x: Tensor, level: Tensor | int) -> dict:
+        y = self.analyse(x, level)
+        z = self.h_a(torch.abs(y))
+        z_hat, z_likelihoods = self.entropy_bottleneck(z)
+        scales_hat = self.h_s(z_hat)
+        y_hat, y_likelihoods = self.gaussian_conditional(y, scales_hat)
+        return {"x_hat": self.synthesise(y_hat, level), "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+
+    def update(self, scale_table: Tensor | None = None, force: bool = False, update_quantiles: bool = False) -> bool:
+        return super().update(scale_table if scale_table is not None else get_scale_table(), force, update_quantiles)
+
+    def compress(self, x: Tensor, level: int) -> dict:
+        y = self.analyse(x, level)
+        z = self.h_a(torch.abs(y))
+        z_strings = self.entropy_bottleneck.compress(z)
+        z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
+        indexes = self.gaussian_conditional.build_indexes(self.h_s(z_hat))
+        y_strings = self.gaussian_conditional.compress(y, indexes)
+        y_hat = self.gaussian_conditional.quantize(y, "dequantize")
+        return {"strings": [y_strings, z_strings], "shape": tuple(z.shape[-2:]), "y_hat": y_hat}
+
+    def decompress_latent(self, strings: list[list[bytes]], shape: tuple[int, int]) -> Tensor:
+        z_hat = self.entropy_bottleneck.decompress(strings[1], shape)
+        indexes = self.gaussian_conditional.build_indexes(self.h_s(z_hat))
+        return self.gaussian_conditional.decompress(strings[0], indexes, z_hat.dtype)
+
+    def decompress(self, strings: list[list[bytes]], shape: tuple[int, int], level: int) -> dict:
+        y_hat = self.decompress_latent(strings, shape)
+        return {"x_hat": self.synthesise(y_hat, level).clamp_(0, 1)}
+
+
+FAMILIES: dict[str, type[GainedCodec]] = {"factorized": FactorizedPrior, "hyperprior": ScaleHyperprior}
+
+
+def build_model(arch: ArchConfig) -> GainedCodec:
+    try:
+        return FAMILIES[arch.family](arch)
+    except KeyError:
+        raise ValueError(f"unknown model family {arch.family!r}; known: {sorted(FAMILIES)}") from None
