@@ -48,7 +48,8 @@ def synthesis_transform(n: int, m: int) -> nn.Sequential:
 class GainedCodec(CompressionModel):
     """Shared parts: transforms, per-level gains, level validation."""
 
-    downsampling: int = 16
+    downsampling: int = 16  # the input is padded to a multiple of this
+    compress_stream_names: tuple[str, ...] = ("y",)
 
     def __init__(self, arch: ArchConfig) -> None:
         super().__init__()
@@ -113,6 +114,9 @@ class FactorizedPrior(GainedCodec):
 
 
 class ScaleHyperprior(GainedCodec):
+    downsampling = 64  # g_a (x16) then h_a (x4)
+    compress_stream_names = ("y", "z")
+
     def __init__(self, arch: ArchConfig) -> None:
         super().__init__(arch)
         m, h = arch.latent_channels, arch.hyper_channels
@@ -126,8 +130,6 @@ class ScaleHyperprior(GainedCodec):
         )
         self.entropy_bottleneck = EntropyBottleneck(h)
         self.gaussian_conditional = GaussianConditional(None)
-
-    downsampling = 64
 
     def forward(self, x: Tensor, level: Tensor | int) -> dict:
         y = self.analyse(x, level)

@@ -1,0 +1,162 @@
+"""`Codec`: a shipped model behind `encode(image) -> bytes` and `decode(bytes) -> image`.
+
+Padding, colour handling, device, quality levels and the bitstream container live here, so a
+ROS node or a bag tool only moves bytes and numpy arrays.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from imgcomp.bitstream import (
+    FRAME_KEY,
+    BitstreamError,
+    Frame,
+    FrameHeader,
+    ModelMismatchError,
+    pack,
+    unpack,
+    validate_image_size,
+)
+from imgcomp.models.registry import load_model, model_entry
+from imgcomp.padding import pad_to_multiple
+
+DEFAULT_MODEL = "hyperprior-mse"
+
+
+class Codec:
+    """Encode and decode single frames with one shipped model.
+
+    Quality levels run from 1 (fewest bits) to `levels`. Every payload decodes on its own.
+    Methods are safe to call from several threads (a lock serialises the model).
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, device: str = "cpu", quality: int | None = None) -> None:
+        self.model_name = model
+        self.entry = model_entry(model)
+        net, self.model_hash = load_model(model)
+        self.device = torch.device(device)
+        self.net = net.to(self.device).eval()
+        self.levels = self.net.levels
+        self.quality = self._check_quality(quality if quality is not None else (self.levels + 1) // 2)
+        self._lock = threading.Lock()
+
+    # ----------------------------------------------------------------------------------- helpers
+    def _check_quality(self, quality: int) -> int:
+        if not isinstance(quality, (int, np.integer)) or not 1 <= int(quality) <= self.levels:
+            raise ValueError(f"quality must be an integer in 1..{self.levels}, got {quality!r}")
+        return int(quality)
+
+    def set_quality(self, quality: int) -> None:
+        self.quality = self._check_quality(quality)
+
+    @staticmethod
+    def _as_rgb(image: np.ndarray) -> tuple[np.ndarray, int]:
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+            raise ValueError(f"image must be a uint8 numpy array, got {getattr(image, 'dtype', type(image))}")
+        if image.ndim == 3 and image.shape[2] == 1:
+            image = image[:, :, 0]
+        if image.ndim == 2:
+            validate_image_size(*image.shape)
+            return np.repeat(image[:, :, None], 3, axis=2), 1
+        if image.ndim == 3 and image.shape[2] == 3:
+            validate_image_size(*image.shape[:2])
+            return image, 3
+        raise ValueError(f"image must be HxW (mono) or HxWx3 (RGB), got shape {image.shape}")
+
+    def _to_tensor(self, rgb: np.ndarray) -> Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device)
+        return x.permute(2, 0, 1)[None].float().div_(255.0)
+
+    def expected_latent_shape(self, height: int, width: int) -> tuple[int, int]:
+        d = self.net.downsampling
+        return (-(-height // d), -(-width // d))
+
+    # ------------------------------------------------------------------------------------ encode
+    @torch.no_grad()
+    def encode(
+        self,
+        image: np.ndarray,
+        quality: int | None = None,
+        encoding: str | None = None,
+        frame_number: int = 0,
+    ) -> bytes:
+        """Compress one uint8 image (HxW mono or HxWx3 RGB) into a self-contained payload.
+
+        `encoding` is the sensor_msgs/Image encoding of the source, recorded so the decoder
+        can restore it; it defaults to "rgb8" or "mono8".
+        """
+        rgb, channels = self._as_rgb(image)
+        level = self._check_quality(quality if quality is not None else self.quality)
+        height, width = rgb.shape[:2]
+        with self._lock:
+            x, _ = pad_to_multiple(self._to_tensor(rgb), self.net.downsampling)
+            out = self.net.compress(x, level - 1)
+        streams = tuple(s[0] for s in out["strings"])
+        header = FrameHeader(
+            model=self.model_name,
+            model_hash=self.model_hash,
+            height=height,
+            width=width,
+            channels=channels,
+            encoding=encoding or ("mono8" if channels == 1 else "rgb8"),
+            quality=level,
+            frame_type=FRAME_KEY,
+            frame_number=frame_number,
+            reference_frame_number=frame_number,
+            latent_shape=tuple(int(v) for v in out["shape"]),
+        )
+        return pack(Frame(header, streams))
+
+    # ------------------------------------------------------------------------------------ decode
+    def parse(self, data: bytes) -> Frame:
+        """Parse a payload and check it belongs to this codec's weights."""
+        frame = unpack(data)
+        h = frame.header
+        if h.model_hash != self.model_hash or h.model != self.model_name:
+            raise ModelMismatchError(h.model, h.model_hash, self.model_name, self.model_hash)
+        if h.frame_type != FRAME_KEY:
+            raise BitstreamError("predicted frames are not supported by this decoder version")
+        if not 1 <= h.quality <= self.levels:
+            raise BitstreamError(f"quality {h.quality} is outside this model's 1..{self.levels}")
+        expected_streams = len(self.net.compress_stream_names)
+        if len(frame.streams) != expected_streams:
+            raise BitstreamError(f"expected {expected_streams} entropy-coded streams, got {len(frame.streams)}")
+        if h.latent_shape != self.expected_latent_shape(h.height, h.width):
+            raise BitstreamError(
+                f"latent shape {h.latent_shape} does not match a {h.width}x{h.height} image "
+                f"(expected {self.expected_latent_shape(h.height, h.width)})"
+            )
+        return frame
+
+    @torch.no_grad()
+    def _decode_y_hat(self, frame: Frame) -> Tensor:
+        strings = [[s] for s in frame.streams]
+        with self._lock:
+            return self.net.decompress_latent(strings, frame.header.latent_shape)
+
+    @torch.no_grad()
+    def decode(self, data: bytes) -> np.ndarray:
+        """Payload -> uint8 image of the original size (HxWx3, or HxW for mono sources)."""
+        frame = self.parse(data)
+        h = frame.header
+        y_hat = self._decode_y_hat(frame)
+        with self._lock:
+            x_hat = self.net.synthesise(y_hat, h.quality - 1).clamp_(0, 1)
+        x_hat = x_hat[0, :, : h.height, : h.width]
+        rgb = x_hat.mul(255.0).round_().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        if h.channels == 1:
+            return np.ascontiguousarray(x_hat.mean(0).mul(255.0).round_().to(torch.uint8).cpu().numpy())
+        return np.ascontiguousarray(rgb)
+
+    @torch.no_grad()
+    def decode_latent(self, data: bytes) -> Tensor:
+        """The de-gained quantized latent (1 x M x H/16 x W/16, padded area included), without
+        running the synthesis transform: the input of the multi-task perception head."""
+        frame = self.parse(data)
+        y_hat = self._decode_y_hat(frame)
+        return self.net.latent_features(y_hat, frame.header.quality - 1)

@@ -1,0 +1,119 @@
+"""One registry of shipped models: name -> architecture, weights file, sha256, training record.
+
+The table is `imgcomp/weights/manifest.json`, written by `export_weights` and reviewed in git.
+Loading verifies the file's sha256 against the manifest; the first 16 hex digits are the
+model hash that every bitstream carries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from imgcomp.models.gained import ArchConfig, GainedCodec, build_model
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+MANIFEST = WEIGHTS_DIR / "manifest.json"
+
+
+class WeightsError(RuntimeError):
+    """A model is unknown, or its weights file is missing or not the registered one."""
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_manifest() -> dict[str, dict[str, Any]]:
+    if not MANIFEST.exists():
+        return {}
+    return json.loads(MANIFEST.read_text())
+
+
+def available_models() -> list[str]:
+    return sorted(load_manifest())
+
+
+def model_entry(name: str) -> dict[str, Any]:
+    manifest = load_manifest()
+    if name not in manifest:
+        raise WeightsError(f"unknown model {name!r}; shipped models: {sorted(manifest) or 'none'}")
+    return manifest[name]
+
+
+def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    return {k: (v.float() if v.is_floating_point() else v) for k, v in payload["state_dict"].items()}
+
+
+def _arch_from(record: dict[str, Any]) -> ArchConfig:
+    arch = dict(record)
+    arch["lambdas"] = tuple(arch.get("lambdas", ()))
+    return ArchConfig(**arch)
+
+
+@lru_cache(maxsize=16)
+def _load_verified(name: str) -> tuple[GainedCodec, str]:
+    entry = model_entry(name)
+    path = WEIGHTS_DIR / entry["file"]
+    if not path.exists():
+        raise WeightsError(f"weights file {path} of model {name!r} is missing")
+    digest = sha256_of(path)
+    if digest != entry["sha256"]:
+        raise WeightsError(f"weights file {path} has sha256 {digest}, the registry expects {entry['sha256']}")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    model = build_model(_arch_from(payload["arch"]))
+    model.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in payload["state_dict"].items()})
+    model.eval()
+    return model, digest[:16]
+
+
+def load_model(name: str) -> tuple[GainedCodec, str]:
+    """A CPU copy of the verified model (callers may move it) and its 16-hex model hash."""
+    import copy
+
+    model, model_hash = _load_verified(name)
+    return copy.deepcopy(model), model_hash
+
+
+def export_weights(checkpoint: Path, name: str | None = None, out_dir: Path = WEIGHTS_DIR) -> Path:
+    """Turn a training checkpoint into shipped weights (fp16, CDF tables built from the fp16
+    values so encoder and decoder share exact integers), a model card and a manifest entry."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    config = state["config"]
+    arch = _arch_from(config["arch"])
+    name = name or config["name"]
+    model = build_model(arch)
+    model.load_state_dict(state["model"])
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.half().float())
+    model.update(force=True)
+    state_dict = {k: (v.half() if v.is_floating_point() and "scale_table" not in k else v) for k, v in model.state_dict().items()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.pt"
+    torch.save({"arch": asdict(arch), "state_dict": state_dict}, path)
+    digest = sha256_of(path)
+    manifest = load_manifest() if out_dir == WEIGHTS_DIR else {}
+    manifest[name] = {
+        "file": path.name,
+        "sha256": digest,
+        "family": arch.family,
+        "levels": arch.levels,
+        "distortion": config["distortion"],
+        "lambdas": list(arch.lambdas),
+        "trained_steps": int(state["step"]),
+        "crop": config["crop"],
+        "batch_size": config["batch_size"],
+        "exported": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+    }
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    _load_verified.cache_clear()
+    return path

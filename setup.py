@@ -1,0 +1,82 @@
+"""imgcomp: a ROS 2 ament_python package that is also a plain pip package.
+
+``colcon build --base-paths <repo> <repo>/imgcomp_msgs`` builds it beside its interface
+package; ``pip install <repo>`` installs the core library and the ``imgcomp`` command
+without ROS (the nodes then fail at ``import rclpy`` only).
+"""
+
+import os
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "imgcomp"
+# colcon's --symlink-install runs this file through a symlink in its build folder, where
+# only the files named below are linked: resolve it so the globs always see the checkout.
+HERE = os.path.dirname(os.path.realpath(__file__))
+
+
+def _files(pattern):
+    """Files matching ``pattern`` in the checkout, relative to it (none is fine)."""
+    return sorted(
+        os.path.relpath(path, HERE)
+        for path in glob(os.path.join(HERE, pattern))
+        if os.path.isfile(path)
+    )
+
+
+def _requirements():
+    """``install_requires`` from requirements.txt, if the checkout has one."""
+    path = os.path.join(HERE, "requirements.txt")
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as handle:
+        lines = (line.split(" #", 1)[0].strip() for line in handle)
+        return [line for line in lines if line and not line.startswith(("#", "-"))]
+
+
+def _data_files():
+    entries = [
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", _files("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", _files("config/*.yaml") + _files("config/*.rviz")),
+        (f"share/{PACKAGE}/config/models", _files("config/models/*.yaml")),
+    ]
+    return [(target, files) for target, files in entries if files]
+
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="Learned image compression for ROS 2 camera pipelines",
+    packages=find_packages(
+        where=HERE,
+        include=[
+            "imgcomp",
+            "imgcomp.*",
+            "imgcomp_encoder",
+            "imgcomp_encoder.*",
+            "imgcomp_decoder",
+            "imgcomp_decoder.*",
+        ],
+    ),
+    package_data={
+        "imgcomp": ["weights/*.pt", "weights/*.md", "weights/*.json", "msg/*.msg"],
+    },
+    data_files=_data_files(),
+    install_requires=_requirements(),
+    python_requires=">=3.10",
+    zip_safe=False,
+    maintainer="imgcomp maintainers",
+    maintainer_email="imgcomp@example.com",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "imgcomp = imgcomp.cli:main",
+            "encoder_node = imgcomp_encoder.node:main",
+            "decoder_node = imgcomp_decoder.node:main",
+            "multitask_node = imgcomp_decoder.multitask_node:main",
+        ],
+    },
+)
