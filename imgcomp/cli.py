@@ -15,6 +15,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig.from_yaml(args.config)
     if args.steps is not None:
         config.steps = args.steps
+    if args.run_dir is not None:
+        config.run_dir = str(args.run_dir)
     if args.threads:
         torch.set_num_threads(args.threads)
     checkpoint = train(config, device=args.device, resume=args.resume, max_minutes=args.max_minutes)
@@ -23,6 +25,53 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from imgcomp.models.registry import export_weights
 
         print(f"exported: {export_weights(checkpoint)}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from imgcomp.demo import run_demo
+
+    report = run_demo(args.video, args.out, model=args.model, quality=args.quality, max_frames=args.frames)
+    print()
+    print(report.markdown())
+    print(f"\nwrote {args.out}/report.md, report.json, side_by_side.png and the bag {args.out}/features_bag")
+    return 0
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from imgcomp.data.prepare import prepare_all
+
+    counts = prepare_all(args.root)
+    print(f"prepared {counts} under {args.root}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from imgcomp.evaluate import run_eval
+    from imgcomp.models.registry import available_models
+
+    models = args.models or available_models()
+    result = run_eval(args.images, args.out, models, classical=args.classical, max_images=args.max_images)
+    print((args.out / "rd.md").read_text())
+    print(f"wrote {args.out}/rd.md, rd.json, rd.png")
+    if args.cards:
+        from imgcomp.models.registry import update_model_cards
+
+        for path in update_model_cards(result):
+            print(f"updated {path}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from imgcomp.bench import run_bench
+    from imgcomp.models.registry import available_models
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run_bench(args.models or available_models(), args.out, args.resolutions, args.frames, device=args.device, quality=args.quality)
+    print((args.out / "bench.md").read_text())
     return 0
 
 
@@ -35,10 +84,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--resume", action="store_true", help="continue from runs/<name>/last.pt")
     p.add_argument("--steps", type=int, help="override the config's total steps")
+    p.add_argument("--run-dir", type=Path, help="override the config's run folder")
     p.add_argument("--max-minutes", type=float, help="stop cleanly after this wall time")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--export", action="store_true", help="write shipped weights + model card at the end")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("data", help="fetch real photos and videos from Debian packages and prepare splits")
+    p.add_argument("--root", type=Path, default=Path("data"))
+    p.set_defaults(func=_cmd_data)
+
+    p = sub.add_parser("eval", help="rate-distortion of our models beside JPEG/WebP/AVIF/JPEG XL, BD-rates, plot")
+    p.add_argument("--images", type=Path, default=Path("data/images/val"))
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/eval"))
+    p.add_argument("--models", nargs="*", help="registry names (default: every shipped model)")
+    p.add_argument("--classical", nargs="*", default=["jpeg", "webp", "avif", "jpegxl"])
+    p.add_argument("--max-images", type=int)
+    p.add_argument("--cards", action="store_true", help="write the measured RD points into the model cards")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("bench", help="per-frame latency beside OpenCV JPEG and CompressAI's reference")
+    p.add_argument("--models", nargs="*", help="registry names (default: every shipped model)")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/bench"))
+    p.add_argument("--resolutions", nargs="*", default=["640x480"], choices=["640x480", "1280x720", "1920x1080"])
+    p.add_argument("--frames", type=int, default=30)
+    p.add_argument("--quality", type=int)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0)
+    p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("demo", help="vtest.avi through encoder, MCAP bag and decoder, with a report")
+    p.add_argument("--video", type=Path, default=Path("data/video/vtest.avi"))
+    p.add_argument("--out", type=Path, default=Path("out/demo"))
+    p.add_argument("--model", default="hyperprior-mse")
+    p.add_argument("--quality", type=int, help="quality level (default: the model's middle level)")
+    p.add_argument("--frames", type=int, help="only the first N frames (default: all)")
+    p.set_defaults(func=_cmd_demo)
     return parser
 
 

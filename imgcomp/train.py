@@ -222,6 +222,16 @@ def train(config: TrainConfig, device: str = "cpu", resume: bool = False, max_mi
     if rank == 0:
         save_checkpoint(checkpoint, codec, optimizer, step, config)
     if world > 1:
-        dist.barrier()
+        _check_ranks_agree(codec)
         dist.destroy_process_group()
     return checkpoint
+
+
+def _check_ranks_agree(codec: nn.Module) -> None:
+    """DDP keeps replicas identical; prove it instead of assuming (a desync is silent otherwise)."""
+    checksum = torch.stack([p.detach().double().sum() for p in codec.parameters()]).sum().reshape(1).cpu()
+    low, high = checksum.clone(), checksum.clone()
+    dist.all_reduce(low, op=dist.ReduceOp.MIN)
+    dist.all_reduce(high, op=dist.ReduceOp.MAX)
+    if not torch.equal(low, high):
+        raise RuntimeError(f"DDP replicas diverged: parameter checksums range {low.item()}..{high.item()}")

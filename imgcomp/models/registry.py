@@ -115,5 +115,58 @@ def export_weights(checkpoint: Path, name: str | None = None, out_dir: Path = WE
         "exported": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
     }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_model_card(out_dir, name, manifest[name], arch)
     _load_verified.cache_clear()
     return path
+
+
+def write_model_card(out_dir: Path, name: str, entry: dict[str, Any], arch: ArchConfig, measured_markdown: str = "") -> Path:
+    """A model card: what the weights are, how they were trained, and what was measured."""
+    size_kb = (out_dir / entry["file"]).stat().st_size / 1024
+    loss = "lambda * 255^2 * MSE + bpp" if entry["distortion"] == "mse" else "lambda * (1 - MS-SSIM) + bpp"
+    lines = [
+        f"# Model card: {name}",
+        "",
+        f"- Architecture: {arch.family} (Balle et al.), N={arch.channels}, M={arch.latent_channels}"
+        + (f", hyper N={arch.hyper_channels}" if arch.family == "hyperprior" else "")
+        + f"; {entry['levels']} quality levels via learned gain vectors (one network).",
+        f"- Weights: `{entry['file']}`, {size_kb:.0f} KiB (fp16), sha256 `{entry['sha256']}`.",
+        f"- Loss: {loss}; lambdas per level: {', '.join(f'{v:g}' for v in entry['lambdas'])}.",
+        f"- Training: {entry['trained_steps']} steps, batch {entry['batch_size']}, {entry['crop']}x{entry['crop']} random crops "
+        "of the photos and video frames listed in `imgcomp/data/sources.py` (Debian packages), "
+        "validation images held out by name.",
+        f"- Exported: {entry['exported']}.",
+        "",
+        "## Measured",
+        "",
+        measured_markdown or "Not measured yet: run `imgcomp eval --cards`.",
+        "",
+    ]
+    path = out_dir / f"{name}.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def update_model_cards(eval_result: dict) -> list[Path]:
+    """Rewrite the cards of evaluated shipped models with their measured RD points and BD-rates."""
+    written = []
+    manifest = load_manifest()
+    for name, entry in manifest.items():
+        points = eval_result["curves"].get(name)
+        if not points:
+            continue
+        bd = eval_result["bd_rate_percent"][name]
+        fmt = lambda v: "n/a" if v is None else f"{v:+.1f} %"  # noqa: E731
+        rows = [
+            f"On {len(eval_result['images'])} validation images (`{eval_result['image_dir']}`), real bytes, "
+            "`imgcomp eval --cards`:",
+            "",
+            "| quality | bpp | PSNR (dB) | MS-SSIM |",
+            "|---:|---:|---:|---:|",
+            *[f"| {p['setting']} | {p['bpp']:.3f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} |" for p in points],
+            "",
+            f"BD-rate vs JPEG (OpenCV 4:2:0): {fmt(bd['vs_jpeg_psnr'])} in PSNR, {fmt(bd['vs_jpeg_msssim'])} in MS-SSIM.",
+        ]
+        payload = torch.load(WEIGHTS_DIR / entry["file"], map_location="cpu", weights_only=True)
+        written.append(write_model_card(WEIGHTS_DIR, name, entry, _arch_from(payload["arch"]), "\n".join(rows)))
+    return written

@@ -1,0 +1,39 @@
+# imgcomp: the two commands a newcomer needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP_FLAGS ?=
+
+.PHONY: setup data demo test test-all eval bench clean-data
+
+# The package runs from the checkout (`python -m imgcomp`); `pip install .` adds the `imgcomp`
+# console script. (An editable install trips over setup.cfg's [develop] section, which colcon needs.)
+$(VENV)/.installed: requirements.txt requirements-test.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_FLAGS) -r requirements.txt -r requirements-test.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+# Real photos and videos from Debian packages (apt-get download + dpkg -x, into data/, git-ignored).
+data/.prepared: imgcomp/data/sources.py imgcomp/data/prepare.py | $(VENV)/.installed
+	$(PY) -m imgcomp data
+	touch $@
+
+data: data/.prepared
+
+demo: setup data
+	$(PY) -m imgcomp demo
+
+# The test command of the README and of CI (slow tests included; they take minutes, not hours).
+test: setup
+	$(PY) -m pytest -q
+
+eval: setup data
+	$(PY) -m imgcomp eval
+
+bench: setup
+	$(PY) -m imgcomp bench
+
+clean-data:
+	rm -rf data

@@ -1,0 +1,38 @@
+"""What the ROS nodes do, without ROS: importable and testable on a machine without rclpy.
+
+* `latest_frame` - single-slot mailbox + worker thread (newest frame wins, drops counted)
+* `rate_control` - quality level per frame for a target bitrate
+* `stats`        - rolling diagnostics (rates, bpp, latency, drops, rejections, status level)
+* `rejections`   - classified per-frame failures and a per-cause log throttle
+* `fields`       - plain Image / CompressedFeatures field values
+* `encoder_core` - Image fields -> CompressedFeatures fields
+* `decoder_core` - CompressedFeatures fields -> Image fields
+* `params`       - the nodes' parameters (names, defaults, ranges, descriptions, checks)
+* `backend`      - which device / inference backend is really used, and why
+"""
+
+from imgcomp.nodes_core.backend import Choice, resolve_backend, resolve_device, set_cpu_threads
+from imgcomp.nodes_core.decoder_core import DecoderCore
+from imgcomp.nodes_core.encoder_core import EncoderCore
+from imgcomp.nodes_core.fields import FeaturesFields, ImageFields
+from imgcomp.nodes_core.latest_frame import LatestFrameMailbox, LatestFrameWorker
+from imgcomp.nodes_core.rate_control import RateController
+from imgcomp.nodes_core.rejections import Rejection, RejectionLog
+from imgcomp.nodes_core.stats import StreamStats
+
+__all__ = [
+    "Choice",
+    "DecoderCore",
+    "EncoderCore",
+    "FeaturesFields",
+    "ImageFields",
+    "LatestFrameMailbox",
+    "LatestFrameWorker",
+    "RateController",
+    "Rejection",
+    "RejectionLog",
+    "StreamStats",
+    "resolve_backend",
+    "resolve_device",
+    "set_cpu_threads",
+]

@@ -1,0 +1,195 @@
+"""imgcomp decoder node: imgcomp_msgs/CompressedFeatures in, sensor_msgs/Image out.
+
+Run: ``ros2 run imgcomp decoder_node --ros-args --params-file config/decoder.yaml``
+or ``ros2 launch imgcomp host_decode.launch.py``.
+
+Topics (relative names: they resolve inside the node's namespace and can be remapped)
+
+* subscribes ``camera/image_raw/imgcomp`` (imgcomp_msgs/CompressedFeatures), sensor-data QoS
+  (best effort, keep last 5: it matches a reliable or a best-effort publisher, and a late
+  frame is not worth waiting for)
+* publishes ``camera/image_decoded`` (sensor_msgs/Image), reliable, keep last 5
+* publishes ``/diagnostics`` (diagnostic_msgs/DiagnosticArray) every ``diagnostics_period_s``
+
+Without a namespace these are ``/camera/image_raw/imgcomp`` and ``/camera/image_decoded``.
+The decoded image has the source's size, encoding, stamp and frame_id. QoS of both topics can
+be changed through ``qos_overrides.*`` parameters.
+
+Each payload names its model and weights hash. A payload of another shipped model is decoded
+with that model (loaded once, then cached); an unknown model, a weights-hash mismatch or a
+malformed payload is rejected, counted in the diagnostics (``rejected.<cause>``) and logged
+once per cause every 10 s; the next valid frame decodes as usual.
+
+Parameters: see `imgcomp.nodes_core.params.DECODER_PARAMS` and docs/ros.md.
+"""
+
+from __future__ import annotations
+
+import array
+import threading
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import Image
+
+from imgcomp_msgs.msg import CompressedFeatures
+
+from imgcomp.codec import Codec
+from imgcomp.nodes_core import (
+    DecoderCore,
+    FeaturesFields,
+    ImageFields,
+    LatestFrameWorker,
+    Rejection,
+    RejectionLog,
+    resolve_backend,
+    resolve_device,
+    set_cpu_threads,
+)
+from imgcomp.nodes_core.params import DECODER_PARAMS, check
+from imgcomp_encoder.rosutil import (
+    DIAGNOSTICS_TOPIC,
+    OUTPUT_QOS,
+    add_parameter_callbacks,
+    check_values,
+    declare,
+    diagnostics_msg,
+)
+
+INPUT_TOPIC = "camera/image_raw/imgcomp"
+OUTPUT_TOPIC = "camera/image_decoded"
+LOG_THROTTLE_S = 10.0
+
+
+class DecoderNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("imgcomp_decoder", **kwargs)
+        params = declare(self, DECODER_PARAMS)
+        check_values(self, DECODER_PARAMS)
+        log = self.get_logger()
+
+        self._backend = resolve_backend(params["backend"])
+        self._device = resolve_device(params["device"])
+        for what, choice in (("backend", self._backend), ("device", self._device)):
+            (log.warning if choice.fell_back else log.info)(choice.log_line(what))
+        device = self._device.used
+        log.info(set_cpu_threads(params["torch_threads"]))
+
+        self._core = DecoderCore(
+            lambda name: Codec(name, device=device),
+            model=params["model"],
+            max_cached_models=params["max_cached_models"],
+        )
+        self._rejections = RejectionLog(LOG_THROTTLE_S)
+
+        self._pub = self.create_publisher(
+            Image, OUTPUT_TOPIC, OUTPUT_QOS,
+            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
+        )
+        self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
+        self._worker: LatestFrameWorker[CompressedFeatures] = LatestFrameWorker(
+            self._decode, name="imgcomp-decoder",
+            on_drop=self._core.stats.record_dropped, on_error=self._on_worker_error,
+        ).start()
+        self._sub = self.create_subscription(
+            CompressedFeatures, INPUT_TOPIC, self._on_features, qos_profile_sensor_data,
+            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
+        )
+        self._diag_timer = self.create_timer(params["diagnostics_period_s"], self._publish_diagnostics)
+        add_parameter_callbacks(self, self._validate, self._apply)
+        log.info(
+            f"decoding {self._sub.topic_name} -> {self._pub.topic_name}; "
+            f"loaded {', '.join(self._core.loaded_models)} on {device}"
+        )
+
+    # ------------------------------------------------------------------------ parameters
+    def _validate(self, params: list[Parameter]) -> str | None:
+        specs = {spec.name: spec for spec in DECODER_PARAMS}
+        for p in params:
+            spec = specs.get(p.name)
+            if spec is not None:
+                error = check(spec, p.value)
+                if error:
+                    return error
+        return None
+
+    def _apply(self, params: list[Parameter]) -> None:
+        for p in params:
+            if p.name == "model":
+                threading.Thread(
+                    target=self._preload, args=(p.value,), name="imgcomp-model-load", daemon=True
+                ).start()
+
+    def _preload(self, model: str) -> None:
+        try:
+            self._core.preload(model)
+        except Exception as exc:  # noqa: BLE001
+            self.get_logger().error(f"cannot load model {model!r}: {exc}")
+            return
+        self.get_logger().info(f"model {model} loaded; cached: {', '.join(self._core.loaded_models)}")
+
+    # ---------------------------------------------------------------------------- frames
+    def _on_features(self, msg: CompressedFeatures) -> None:
+        self._core.stats.record_input()
+        self._worker.put(msg)
+
+    def _decode(self, msg: CompressedFeatures) -> None:
+        result = self._core.process(FeaturesFields.from_msg(msg))
+        if isinstance(result, Rejection):
+            line = self._rejections.report(result, "payload")
+            if line:
+                self.get_logger().warning(line)
+            return
+        self._pub.publish(self._image_msg(msg, result))
+
+    @staticmethod
+    def _image_msg(features: CompressedFeatures, f: ImageFields) -> Image:
+        out = Image()
+        out.header = features.header  # the source image's stamp and frame_id
+        out.height = f.height
+        out.width = f.width
+        out.encoding = f.encoding
+        out.is_bigendian = f.is_bigendian
+        out.step = f.step
+        out.data = array.array("B", f.data)  # from bytes: one memcpy, no per-element checks
+        return out
+
+    def _on_worker_error(self, exc: BaseException) -> None:
+        self.get_logger().error(f"decoder worker: {type(exc).__name__}: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
+
+    # ----------------------------------------------------------------------- diagnostics
+    def _publish_diagnostics(self) -> None:
+        level, message = self._core.status()
+        values = self._core.diagnostics()
+        values["backend"] = self._backend.used
+        values["device"] = self._device.used
+        self._diag_pub.publish(
+            diagnostics_msg(self, f"{self.get_name()}: decoder", level, message, values, self._device.used)
+        )
+
+    def destroy_node(self) -> None:
+        self._worker.stop()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = DecoderNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""imgcomp encoder node: sensor_msgs/Image in, imgcomp_msgs/CompressedFeatures out.
+
+Run: ``ros2 run imgcomp encoder_node --ros-args --params-file config/encoder.yaml``
+or ``ros2 launch imgcomp jetson_encode.launch.py``.
+
+Topics (relative names: they resolve inside the node's namespace and can be remapped)
+
+* subscribes ``camera/image_raw`` (sensor_msgs/Image), sensor-data QoS: best effort, keep last 5
+* publishes ``camera/image_raw/imgcomp`` (imgcomp_msgs/CompressedFeatures), reliable, keep last 5
+* publishes ``/diagnostics`` (diagnostic_msgs/DiagnosticArray) every ``diagnostics_period_s``
+
+Without a namespace these are ``/camera/image_raw`` (what camera drivers publish) and
+``/camera/image_raw/imgcomp`` (a sibling of image_transport's ``/camera/image_raw/compressed``).
+Point the node at another camera with ``-r camera/image_raw:=/my_cam/image_raw -r
+camera/image_raw/imgcomp:=/my_cam/image_raw/imgcomp`` (the launch files' ``camera_topic``
+argument does both). QoS of both topics can be changed through ``qos_overrides.*`` parameters.
+
+Parameters: see `imgcomp.nodes_core.params.ENCODER_PARAMS` and docs/ros.md.
+
+Threads: the subscription callback only drops the message into a single-slot mailbox; a worker
+thread encodes the newest frame and publishes it. When encoding is slower than the camera,
+older frames are dropped (counted in the diagnostics) instead of queueing up latency.
+"""
+
+from __future__ import annotations
+
+import array
+import threading
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import Image
+
+from imgcomp_msgs.msg import CompressedFeatures
+
+from imgcomp.codec import Codec
+from imgcomp.models.registry import model_entry
+from imgcomp.nodes_core import (
+    EncoderCore,
+    FeaturesFields,
+    ImageFields,
+    LatestFrameWorker,
+    Rejection,
+    RejectionLog,
+    resolve_backend,
+    resolve_device,
+    set_cpu_threads,
+)
+from imgcomp.nodes_core.params import ENCODER_PARAMS, check
+from imgcomp_encoder.rosutil import (
+    DIAGNOSTICS_TOPIC,
+    OUTPUT_QOS,
+    add_parameter_callbacks,
+    check_values,
+    declare,
+    diagnostics_msg,
+)
+
+INPUT_TOPIC = "camera/image_raw"
+OUTPUT_TOPIC = "camera/image_raw/imgcomp"
+LOG_THROTTLE_S = 10.0
+
+
+class EncoderNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("imgcomp_encoder", **kwargs)
+        params = declare(self, ENCODER_PARAMS)
+        check_values(self, ENCODER_PARAMS)
+        log = self.get_logger()
+
+        self._backend = resolve_backend(params["backend"])
+        self._device = resolve_device(params["device"])
+        for what, choice in (("backend", self._backend), ("device", self._device)):
+            (log.warning if choice.fell_back else log.info)(choice.log_line(what))
+        device = self._device.used
+        log.info(set_cpu_threads(params["torch_threads"]))
+
+        levels = model_entry(params["model"])["levels"]
+        quality = params["quality"]
+        if quality > levels:
+            log.warning(f"quality {quality} is above the {levels} levels of {params['model']}: using {levels}")
+            quality = levels
+        self._core = EncoderCore(
+            lambda name: Codec(name, device=device),
+            model=params["model"],
+            quality=quality,
+            max_pixels=params["max_input_pixels"],
+            target_kbps=params["target_bitrate_kbps"],
+            fps_hint=params["fps_hint"],
+        )
+        self._rejections = RejectionLog(LOG_THROTTLE_S)
+        self._model_thread: threading.Thread | None = None
+
+        self._pub = self.create_publisher(
+            CompressedFeatures, OUTPUT_TOPIC, OUTPUT_QOS,
+            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
+        )
+        self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
+        self._worker: LatestFrameWorker[Image] = LatestFrameWorker(
+            self._encode, name="imgcomp-encoder",
+            on_drop=self._core.stats.record_dropped, on_error=self._on_worker_error,
+        ).start()
+        self._sub = self.create_subscription(
+            Image, INPUT_TOPIC, self._on_image, qos_profile_sensor_data,
+            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
+        )
+        self._diag_timer = self.create_timer(params["diagnostics_period_s"], self._publish_diagnostics)
+        add_parameter_callbacks(self, self._validate, self._apply)
+        log.info(
+            f"encoding {self._sub.topic_name} -> {self._pub.topic_name} with {self._core.model_name} "
+            f"(weights {self._core.codec.model_hash}), quality {self._core.quality}, "
+            f"target {self._core.target_kbps:g} kbit/s, on {device}"
+        )
+
+    # ------------------------------------------------------------------------ parameters
+    def _validate(self, params: list[Parameter]) -> str | None:
+        specs = {spec.name: spec for spec in ENCODER_PARAMS}
+        new = {p.name: p.value for p in params}
+        for name, value in new.items():
+            spec = specs.get(name)
+            if spec is None:  # use_sim_time, qos_overrides.*: not ours
+                continue
+            error = check(spec, value)
+            if error:
+                return error
+        if "quality" in new:
+            model = new.get("model", self._core.model_name)
+            levels = model_entry(model)["levels"]
+            if new["quality"] > levels:
+                return f"quality must be <= {levels} for model {model!r}, got {new['quality']}"
+        return None
+
+    def _apply(self, params: list[Parameter]) -> None:
+        for p in params:
+            if p.name == "quality":
+                self._core.set_quality(p.value)
+            elif p.name == "target_bitrate_kbps":
+                self._core.set_target_kbps(p.value)
+            elif p.name == "max_input_pixels":
+                self._core.set_max_pixels(p.value)
+            elif p.name == "model" and p.value != self._core.model_name:
+                self._model_thread = threading.Thread(
+                    target=self._switch_model, args=(p.value,), name="imgcomp-model-load", daemon=True
+                )
+                self._model_thread.start()
+
+    def _switch_model(self, model: str) -> None:
+        try:
+            self._core.set_model(model)  # seconds; frames keep flowing with the old model
+        except Exception as exc:  # noqa: BLE001 - keep encoding with the old model
+            self.get_logger().error(f"cannot switch to model {model!r}: {exc}; still using {self._core.model_name}")
+            return
+        self.get_logger().info(
+            f"switched to model {model} (weights {self._core.codec.model_hash}), quality {self._core.quality}"
+        )
+
+    # ---------------------------------------------------------------------------- frames
+    def _on_image(self, msg: Image) -> None:
+        self._core.stats.record_input()
+        self._worker.put(msg)
+
+    def _encode(self, msg: Image) -> None:
+        result = self._core.process(ImageFields.from_msg(msg))
+        if isinstance(result, Rejection):
+            line = self._rejections.report(result, "image")
+            if line:
+                self.get_logger().warning(line)
+            return
+        self._pub.publish(self._features_msg(msg, result))
+
+    @staticmethod
+    def _features_msg(image: Image, f: FeaturesFields) -> CompressedFeatures:
+        out = CompressedFeatures()
+        out.header = image.header  # stamp and frame_id of the source, unchanged
+        out.codec = f.codec
+        out.model_hash = f.model_hash
+        out.quality = f.quality
+        out.height = f.height
+        out.width = f.width
+        out.encoding = f.encoding
+        out.frame_type = f.frame_type
+        out.frame_number = f.frame_number
+        out.reference_frame_number = f.reference_frame_number
+        out.data = array.array("B", f.data)  # from bytes: one memcpy, no per-element checks
+        return out
+
+    def _on_worker_error(self, exc: BaseException) -> None:
+        self.get_logger().error(f"encoder worker: {type(exc).__name__}: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
+
+    # ----------------------------------------------------------------------- diagnostics
+    def _publish_diagnostics(self) -> None:
+        level, message = self._core.status()
+        values = self._core.diagnostics()
+        values["backend"] = self._backend.used
+        values["device"] = self._device.used
+        self._diag_pub.publish(
+            diagnostics_msg(self, f"{self.get_name()}: encoder", level, message, values, self._device.used)
+        )
+
+    def destroy_node(self) -> None:
+        self._worker.stop()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = EncoderNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

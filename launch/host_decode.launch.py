@@ -1,0 +1,106 @@
+"""Host side: the imgcomp decoder, optionally rviz2 and the multitask node.
+
+    ros2 launch imgcomp host_decode.launch.py rviz:=true
+
+Decodes `features_topic` (imgcomp_msgs/CompressedFeatures) to `output_topic`
+(sensor_msgs/Image, the source's size, encoding, stamp and frame_id).
+"""
+
+from pathlib import Path
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+
+def _decoder(context):
+    features_topic = LaunchConfiguration("features_topic").perform(context)
+    overrides = {}
+    for name in ("model", "device"):
+        value = LaunchConfiguration(name).perform(context)
+        if value:
+            overrides[name] = value
+    parameters = [LaunchConfiguration("params_file").perform(context)]
+    if overrides:
+        parameters.append(overrides)
+    return [
+        Node(
+            package="imgcomp",
+            executable="decoder_node",
+            name="imgcomp_decoder",
+            output="screen",
+            parameters=parameters,
+            remappings=[
+                ("camera/image_raw/imgcomp", features_topic),
+                ("camera/image_decoded", LaunchConfiguration("output_topic").perform(context)),
+            ],
+        ),
+        Node(
+            package="imgcomp",
+            executable="multitask_node",
+            name="imgcomp_multitask",
+            output="screen",
+            condition=IfCondition(LaunchConfiguration("multitask")),
+            remappings=[("camera/image_raw/imgcomp", features_topic)],
+        ),
+    ]
+
+
+def _rviz_config() -> str:
+    """config/imgcomp.rviz from the installed share folder, or beside this file in a checkout."""
+    local = Path(__file__).resolve().parent.parent / "config" / "imgcomp.rviz"
+    return str(local) if local.is_file() else ""
+
+
+def generate_launch_description():
+    rviz_config = _rviz_config() or PathJoinSubstitution([FindPackageShare("imgcomp"), "config", "imgcomp.rviz"])
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument(
+                "features_topic",
+                default_value="/camera/image_raw/imgcomp",
+                description="imgcomp_msgs/CompressedFeatures topic to decode",
+            ),
+            DeclareLaunchArgument(
+                "output_topic",
+                default_value="/camera/image_decoded",
+                description="sensor_msgs/Image topic the decoded frames are published on",
+            ),
+            DeclareLaunchArgument(
+                "model",
+                default_value="",
+                description="model loaded at start (others load on first use); empty: the params_file value",
+            ),
+            DeclareLaunchArgument(
+                "device",
+                default_value="",
+                description="cpu or cuda (falls back to cpu, logged, without a GPU); empty: the params_file value",
+            ),
+            DeclareLaunchArgument(
+                "params_file",
+                default_value=PathJoinSubstitution([FindPackageShare("imgcomp"), "config", "decoder.yaml"]),
+                description="decoder parameter file (/**: ros__parameters: form)",
+            ),
+            DeclareLaunchArgument(
+                "rviz",
+                default_value="false",
+                description="true: start rviz2 with config/imgcomp.rviz (raw and decoded images side by side)",
+            ),
+            DeclareLaunchArgument(
+                "multitask",
+                default_value="false",
+                description="true: also start multitask_node (depth / segmentation / normals from the features)",
+            ),
+            OpaqueFunction(function=_decoder),
+            Node(
+                package="rviz2",
+                executable="rviz2",
+                name="rviz2",
+                arguments=["-d", rviz_config],
+                condition=IfCondition(LaunchConfiguration("rviz")),
+            ),
+        ]
+    )

@@ -1,0 +1,76 @@
+"""Robot side: the imgcomp encoder on one camera topic.
+
+    ros2 launch imgcomp jetson_encode.launch.py camera_topic:=/camera/image_raw device:=cuda
+
+Publishes `<camera_topic>/imgcomp` (imgcomp_msgs/CompressedFeatures). `model`, `quality` and
+`device` override the parameter file when given; left empty, the file's values apply.
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+
+def _encoder(context):
+    camera_topic = LaunchConfiguration("camera_topic").perform(context).rstrip("/")
+    overrides = {}
+    for name in ("model", "device"):
+        value = LaunchConfiguration(name).perform(context)
+        if value:
+            overrides[name] = value
+    quality = LaunchConfiguration("quality").perform(context)
+    if quality:
+        if not quality.isdigit():
+            raise ValueError(f"quality must be a positive integer, got {quality!r}")
+        overrides["quality"] = int(quality)
+    parameters = [LaunchConfiguration("params_file").perform(context)]
+    if overrides:
+        parameters.append(overrides)
+    return [
+        Node(
+            package="imgcomp",
+            executable="encoder_node",
+            name="imgcomp_encoder",
+            output="screen",
+            parameters=parameters,
+            remappings=[
+                ("camera/image_raw", camera_topic),
+                ("camera/image_raw/imgcomp", camera_topic + "/imgcomp"),
+            ],
+        )
+    ]
+
+
+def generate_launch_description():
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument(
+                "camera_topic",
+                default_value="/camera/image_raw",
+                description="sensor_msgs/Image topic to compress; the features go to <camera_topic>/imgcomp",
+            ),
+            DeclareLaunchArgument(
+                "model",
+                default_value="",
+                description="shipped model name (imgcomp/weights/manifest.json); empty: the params_file value",
+            ),
+            DeclareLaunchArgument(
+                "quality",
+                default_value="",
+                description="quality level 1 (fewest bits) .. the model's levels; empty: the params_file value",
+            ),
+            DeclareLaunchArgument(
+                "device",
+                default_value="cuda",
+                description="cpu or cuda (falls back to cpu, logged, without a GPU); empty: the params_file value",
+            ),
+            DeclareLaunchArgument(
+                "params_file",
+                default_value=PathJoinSubstitution([FindPackageShare("imgcomp"), "config", "encoder.yaml"]),
+                description="encoder parameter file (/**: ros__parameters: form)",
+            ),
+            OpaqueFunction(function=_encoder),
+        ]
+    )
