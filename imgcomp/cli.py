@@ -17,14 +17,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config.steps = args.steps
     if args.run_dir is not None:
         config.run_dir = str(args.run_dir)
+    for key in ("batch_size", "crop", "lr", "init_from"):
+        if getattr(args, key) is not None:
+            setattr(config, key, getattr(args, key))
     if args.threads:
         torch.set_num_threads(args.threads)
     checkpoint = train(config, device=args.device, resume=args.resume, max_minutes=args.max_minutes)
     print(f"checkpoint: {checkpoint}")
-    if args.export:
-        from imgcomp.models.registry import export_weights
+    if args.export or args.export_dir:
+        from imgcomp.models.registry import WEIGHTS_DIR, export_weights
 
-        print(f"exported: {export_weights(checkpoint)}")
+        print(f"exported: {export_weights(checkpoint, out_dir=args.export_dir or WEIGHTS_DIR)}")
     return 0
 
 
@@ -87,7 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", type=Path, help="override the config's run folder")
     p.add_argument("--max-minutes", type=float, help="stop cleanly after this wall time")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--batch-size", type=int, help="override the config's batch size")
+    p.add_argument("--crop", type=int, help="override the config's crop size")
+    p.add_argument("--lr", type=float, help="override the config's learning rate")
+    p.add_argument("--init-from", help="start from these weights (e.g. the shipped .pt) instead of random")
     p.add_argument("--export", action="store_true", help="write shipped weights + model card at the end")
+    p.add_argument("--export-dir", type=Path, help="write exported weights here instead of imgcomp/weights")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("data", help="fetch real photos and videos from Debian packages and prepare splits")
