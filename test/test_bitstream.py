@@ -126,3 +126,27 @@ def test_decoder_keeps_working_after_bad_payloads(hyperprior_codec, payload):
         with pytest.raises(BitstreamError):
             hyperprior_codec.decode(bad)
     assert hyperprior_codec.decode(payload).shape == (40, 56, 3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    model=st.text(min_size=1, max_size=40),
+    digest=st.binary(min_size=8, max_size=8),
+    height=st.integers(1, 8192),
+    width=st.integers(1, 8192),
+    channels=st.sampled_from([1, 3]),
+    encoding=st.sampled_from(["rgb8", "bgr8", "mono8", "yuv422", "bayer_rggb8"]),
+    quality=st.integers(0, 255),
+    frame_number=st.integers(0, 2**32 - 1),
+    latent=st.tuples(st.integers(0, 65535), st.integers(0, 65535)),
+    streams=st.lists(st.binary(max_size=64), max_size=4),
+)
+def test_container_round_trips_every_valid_header(model, digest, height, width, channels, encoding, quality, frame_number, latent, streams):
+    from imgcomp.bitstream import FrameHeader
+
+    if len(model.encode()) > 255:
+        return
+    header = FrameHeader(model, digest.hex(), height, width, channels, encoding, quality, 0, frame_number, frame_number, latent)
+    frame = unpack(pack(Frame(header, tuple(streams))))
+    assert frame.header == header
+    assert frame.streams == tuple(streams)
