@@ -121,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0)
     p.set_defaults(func=_cmd_bench)
 
+    from imgcomp.bag_cli import register_bag_commands
+
+    register_bag_commands(sub)
+
     p = sub.add_parser("demo", help="vtest.avi through encoder, MCAP bag and decoder, with a report")
     p.add_argument("--video", type=Path, default=Path("data/video/vtest.avi"))
     p.add_argument("--out", type=Path, default=Path("out/demo"))
