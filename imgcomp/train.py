@@ -21,11 +21,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import yaml
-from pytorch_msssim import ms_ssim
 from torch import Tensor, nn
 from tqdm import tqdm
 
 from imgcomp.data.crops import RandomCropSampler, load_images
+from imgcomp.losses import ms_ssim_per_sample
 from imgcomp.models.gained import ArchConfig, GainedCodec, build_model
 
 
@@ -73,7 +73,7 @@ def rate_bpp(likelihoods: dict[str, Tensor], num_pixels: int) -> Tensor:
 def distortion_per_sample(x: Tensor, x_hat: Tensor, kind: str, window: int) -> Tensor:
     if kind == "mse":
         return (255.0**2) * ((x - x_hat) ** 2).flatten(1).mean(1)
-    return 1.0 - ms_ssim(x, x_hat.clamp(0, 1), data_range=1.0, size_average=False, win_size=window)
+    return 1.0 - ms_ssim_per_sample(x, x_hat.clamp(0, 1), window=window)
 
 
 class RDLoss(nn.Module):
@@ -185,6 +185,7 @@ def train(config: TrainConfig, device: str = "cpu", resume: bool = False, max_mi
     level_rng = np.random.default_rng(config.seed + rank + step)
 
     started = time.monotonic()
+    skipped = 0
     progress = tqdm(total=config.steps, initial=step, disable=rank != 0, desc=config.name, dynamic_ncols=True)
     history_path = run_dir / "history.jsonl"
     while step < config.steps:
@@ -202,13 +203,22 @@ def train(config: TrainConfig, device: str = "cpu", resume: bool = False, max_mi
         losses = criterion(out, x, levels)
         optimizer.zero_grad(set_to_none=True)
         (losses["loss"] + out["aux_loss"]).backward()
-        if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(codec.parameters(), config.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(codec.parameters(), config.grad_clip if config.grad_clip > 0 else math.inf)
+        if not torch.isfinite(grad_norm):
+            # A rare non-finite step (e.g. a latent value far outside the entropy model's range)
+            # would poison Adam's moments for good; skip it, as mixed-precision scalers do. Under
+            # DDP every rank sees the same all-reduced gradients, so all ranks skip together.
+            skipped += 1
+            if skipped > 100:
+                raise RuntimeError("more than 100 non-finite training steps: lower the learning rate")
+            continue
         optimizer.step()
         step += 1
         if rank == 0:
             progress.update(1)
-            progress.set_postfix(loss=f"{losses['loss'].item():.3f}", bpp=f"{losses['bpp'].item():.3f}", aux=f"{out['aux_loss'].item():.1f}")
+            progress.set_postfix(
+                loss=f"{losses['loss'].item():.3f}", bpp=f"{losses['bpp'].item():.3f}", aux=f"{out['aux_loss'].item():.1f}", skipped=skipped
+            )
             if step % config.checkpoint_every == 0 or step == config.steps:
                 save_checkpoint(checkpoint, codec, optimizer, step, config)
             if val_images and (step % config.val_every == 0 or step == config.steps):
