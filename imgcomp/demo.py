@@ -58,6 +58,10 @@ class DemoReport:
     jpeg_psnr_db: float
     jpeg_ms_ssim: float
     jpeg_bag_bytes: int
+    jpeg_equal_msssim_quality: int
+    jpeg_equal_msssim_bpp: float
+    jpeg_equal_msssim_ms_ssim: float
+    jpeg_equal_msssim_bag_bytes: int
 
     def markdown(self) -> str:
         r = self
@@ -75,6 +79,10 @@ class DemoReport:
                 f"| bag size (MB) | {r.bag_bytes / 1e6:.2f} | {r.jpeg_bag_bytes / 1e6:.2f} | {r.raw_bag_bytes / 1e6:.1f} |",
                 f"| bag size vs raw | {r.raw_bag_bytes / r.bag_bytes:.1f}x smaller | {r.raw_bag_bytes / r.jpeg_bag_bytes:.1f}x smaller | 1x |",
                 "",
+                f"JPEG at equal MS-SSIM needs q{r.jpeg_equal_msssim_quality}: {r.jpeg_equal_msssim_bpp:.3f} bpp "
+                f"(MS-SSIM {r.jpeg_equal_msssim_ms_ssim:.4f}), bag {r.jpeg_equal_msssim_bag_bytes / 1e6:.2f} MB, "
+                f"{r.jpeg_equal_msssim_bag_bytes / r.bag_bytes:.2f}x the size of ours.",
+                "",
                 f"bitrate: {r.kbps_at_source_fps:.0f} kbit/s at {r.source_fps:g} fps, {r.kbps_at_30fps:.0f} kbit/s at 30 fps",
                 f"encode: p50 {r.encode_ms_p50:.1f} ms, p95 {r.encode_ms_p95:.1f} ms; "
                 f"decode: p50 {r.decode_ms_p50:.1f} ms, p95 {r.decode_ms_p95:.1f} ms (this CPU)",
@@ -85,12 +93,29 @@ class DemoReport:
 def jpeg_quality_matching_bpp(frames: list[np.ndarray], target_bpp: float) -> int:
     """The JPEG quality whose mean bpp over (a sample of) the frames is closest to the target."""
     sample = frames[:: max(1, len(frames) // 40)]
-    pixels = sample[0].shape[0] * sample[0].shape[1]
 
     def mean_bpp(q: int) -> float:
-        return float(np.mean([bits_per_pixel(len(JPEG.encode(f, q)), *f.shape[:2]) for f in sample])) if pixels else 0.0
+        return float(np.mean([bits_per_pixel(len(JPEG.encode(f, q)), *f.shape[:2]) for f in sample]))
 
     return min(range(1, 101), key=lambda q: abs(mean_bpp(q) - target_bpp))
+
+
+def jpeg_quality_matching_ms_ssim(frames: list[np.ndarray], target: float) -> int:
+    """The lowest JPEG quality whose mean MS-SSIM over a sample of the frames reaches the target
+    (bisection: MS-SSIM grows with JPEG quality); 100 if none does."""
+    sample = frames[:: max(1, len(frames) // 12)]
+
+    def mean_ms_ssim(q: int) -> float:
+        return float(np.mean([ms_ssim_index(f, JPEG.decode(JPEG.encode(f, q))) for f in sample]))
+
+    low, high = 1, 100
+    while low < high:
+        mid = (low + high) // 2
+        if mean_ms_ssim(mid) >= target:
+            high = mid
+        else:
+            low = mid + 1
+    return low
 
 
 def _stamp_ns(index: int, fps: float) -> int:
@@ -149,9 +174,12 @@ def run_demo(
     raw_bag_bytes = _write_raw_bag(out_dir / "raw_bag", frames, fps)
     jpeg_q = jpeg_quality_matching_bpp(frames, mean_bpp)
     jpeg_stats = _write_jpeg_bag(out_dir / "jpeg_bag", frames, fps, jpeg_q)
+    mean_ms_ssim = float(np.mean(ms_ssims))
+    jpeg_q_same_quality = jpeg_quality_matching_ms_ssim(frames, mean_ms_ssim)
+    same_quality = _write_jpeg_bag(out_dir / "jpeg_bag_equal_msssim", frames, fps, jpeg_q_same_quality)
     if not keep_reference_bags:
-        shutil.rmtree(out_dir / "raw_bag")
-        shutil.rmtree(out_dir / "jpeg_bag")
+        for name in ("raw_bag", "jpeg_bag", "jpeg_bag_equal_msssim"):
+            shutil.rmtree(out_dir / name)
 
     assert decoded_first is not None
     _write_side_by_side(out_dir / "side_by_side.png", frames[0], decoded_first, JPEG.decode(JPEG.encode(frames[0], jpeg_q)), mean_bpp, jpeg_q)
@@ -163,6 +191,10 @@ def run_demo(
         encode_ms_p50=float(np.percentile(encode_ms, 50)), encode_ms_p95=float(np.percentile(encode_ms, 95)),
         decode_ms_p50=float(np.percentile(decode_ms, 50)), decode_ms_p95=float(np.percentile(decode_ms, 95)),
         bag_bytes=bag_size_bytes(bag_path), raw_bag_bytes=raw_bag_bytes, jpeg_quality=jpeg_q, **jpeg_stats,
+        jpeg_equal_msssim_quality=jpeg_q_same_quality,
+        jpeg_equal_msssim_bpp=same_quality["jpeg_mean_bpp"],
+        jpeg_equal_msssim_ms_ssim=same_quality["jpeg_ms_ssim"],
+        jpeg_equal_msssim_bag_bytes=same_quality["jpeg_bag_bytes"],
     )
     (out_dir / "report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
     (out_dir / "report.md").write_text(report.markdown() + "\n")
