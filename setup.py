@@ -76,7 +76,6 @@ setup(
             "imgcomp = imgcomp.cli:main",
             "encoder_node = imgcomp_encoder.node:main",
             "decoder_node = imgcomp_decoder.node:main",
-            "multitask_node = imgcomp_decoder.multitask_node:main",
         ],
     },
 )

@@ -25,6 +25,7 @@ older frames are dropped (counted in the diagnostics) instead of queueing up lat
 from __future__ import annotations
 
 import array
+import signal
 import threading
 
 import rclpy
@@ -76,7 +77,11 @@ class EncoderNode(Node):
         self._backend = resolve_backend(params["backend"])
         self._device = resolve_device(params["device"])
         for what, choice in (("backend", self._backend), ("device", self._device)):
-            (log.warning if choice.fell_back else log.info)(choice.log_line(what))
+            # one severity per call site: Humble's rclpy raises when a line logs at two
+            if choice.fell_back:
+                log.warning(choice.log_line(what))
+            else:
+                log.info(choice.log_line(what))
         device = self._device.used
         log.info(set_cpu_threads(params["torch_threads"]))
 
@@ -190,6 +195,8 @@ class EncoderNode(Node):
         return out
 
     def _on_worker_error(self, exc: BaseException) -> None:
+        if not self.context.ok():
+            return  # Ctrl-C: the frame in flight could not be published; nothing to report
         self.get_logger().error(f"encoder worker: {type(exc).__name__}: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
 
     # ----------------------------------------------------------------------- diagnostics
@@ -216,6 +223,9 @@ def main(args: list[str] | None = None) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # Ctrl-C reaches the node twice (from the terminal or `timeout`, and from ros2 launch):
+        # the second SIGINT must not interrupt the cleanup with another KeyboardInterrupt.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

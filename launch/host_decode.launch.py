@@ -1,4 +1,4 @@
-"""Host side: the imgcomp decoder, optionally rviz2 and the multitask node.
+"""Host side: the imgcomp decoder, optionally rviz2.
 
     ros2 launch imgcomp host_decode.launch.py rviz:=true
 
@@ -30,6 +30,9 @@ def _decoder(context):
         Node(
             package="imgcomp",
             executable="decoder_node",
+            # After Ctrl-C, unloading torch alone takes seconds on a busy CPU: more than the
+            # default 5 s before launch escalates to SIGTERM.
+            sigterm_timeout="15",
             name="imgcomp_decoder",
             output="screen",
             parameters=parameters,
@@ -37,14 +40,6 @@ def _decoder(context):
                 ("camera/image_raw/imgcomp", features_topic),
                 ("camera/image_decoded", LaunchConfiguration("output_topic").perform(context)),
             ],
-        ),
-        Node(
-            package="imgcomp",
-            executable="multitask_node",
-            name="imgcomp_multitask",
-            output="screen",
-            condition=IfCondition(LaunchConfiguration("multitask")),
-            remappings=[("camera/image_raw/imgcomp", features_topic)],
         ),
     ]
 
@@ -88,11 +83,6 @@ def generate_launch_description():
                 "rviz",
                 default_value="false",
                 description="true: start rviz2 with config/imgcomp.rviz (raw and decoded images side by side)",
-            ),
-            DeclareLaunchArgument(
-                "multitask",
-                default_value="false",
-                description="true: also start multitask_node (depth / segmentation / normals from the features)",
             ),
             OpaqueFunction(function=_decoder),
             Node(

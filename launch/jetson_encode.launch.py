@@ -32,6 +32,9 @@ def _encoder(context):
         Node(
             package="imgcomp",
             executable="encoder_node",
+            # After Ctrl-C, unloading torch alone takes seconds on a busy CPU: more than the
+            # default 5 s before launch escalates to SIGTERM.
+            sigterm_timeout="15",
             name="imgcomp_encoder",
             output="screen",
             parameters=parameters,

@@ -23,7 +23,6 @@ ENTRY_POINTS = {
     "imgcomp": "imgcomp.cli:main",
     "encoder_node": "imgcomp_encoder.node:main",
     "decoder_node": "imgcomp_decoder.node:main",
-    "multitask_node": "imgcomp_decoder.multitask_node:main",
 }
 EXEC_DEPENDS = [
     "rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "imgcomp_msgs", "launch",

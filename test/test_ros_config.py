@@ -87,12 +87,11 @@ def test_launch_arguments_and_wiring() -> None:
     assert set(encode) == {"camera_topic", "model", "quality", "device", "params_file"}
     assert encode["camera_topic"] == "/camera/image_raw"
     decode = _arguments(LAUNCH / "host_decode.launch.py")
-    assert decode["rviz"] == "false" and decode["multitask"] == "false"
+    assert decode["rviz"] == "false"
     assert decode["features_topic"] == "/camera/image_raw/imgcomp"
     assert decode["output_topic"] == "/camera/image_decoded"
     text = (LAUNCH / "host_decode.launch.py").read_text()
-    for needle in ('executable="decoder_node"', 'executable="multitask_node"', 'executable="rviz2"',
-                   '"imgcomp.rviz"', 'IfCondition(LaunchConfiguration("multitask"))',
+    for needle in ('executable="decoder_node"', 'executable="rviz2"', '"imgcomp.rviz"',
                    'IfCondition(LaunchConfiguration("rviz"))'):
         assert needle in text
     record = _arguments(LAUNCH / "record.launch.py")
