@@ -26,12 +26,10 @@ Parameters: see `imgcomp.nodes_core.params.DECODER_PARAMS` and docs/ros.md.
 from __future__ import annotations
 
 import array
-import signal
 import threading
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
@@ -54,6 +52,7 @@ from imgcomp.nodes_core import (
 )
 from imgcomp.nodes_core.params import DECODER_PARAMS, check
 from imgcomp_encoder.rosutil import (
+    run_node,
     DIAGNOSTICS_TOPIC,
     OUTPUT_QOS,
     add_parameter_callbacks,
@@ -185,20 +184,7 @@ class DecoderNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = DecoderNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        # Ctrl-C reaches the node twice (from the terminal or `timeout`, and from ros2 launch):
-        # the second SIGINT must not interrupt the cleanup with another KeyboardInterrupt.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(DecoderNode, args)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,13 @@ Everything here is glue; the logic it glues lives in `imgcomp.nodes_core`.
 
 from __future__ import annotations
 
+import signal
 from typing import Callable, Iterable
 
+import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -106,3 +109,21 @@ def diagnostics_msg(node: Node, name: str, level: int, message: str, values: dic
     array.header.stamp = node.get_clock().now().to_msg()
     array.status = [status]
     return array
+
+
+def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> None:
+    """Init, spin until Ctrl-C or external shutdown, and always clean up (Humble and Jazzy)."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = make_node()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        # Ctrl-C reaches the node twice (from the terminal or `timeout`, and from ros2 launch):
+        # the second SIGINT must not interrupt the cleanup with another KeyboardInterrupt.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()

@@ -15,11 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.entropy_models import EntropyBottleneck, EntropyModel, GaussianConditional
 from compressai.layers import GDN
 from compressai.models.base import CompressionModel, get_scale_table
 from compressai.models.utils import conv, deconv
 from torch import Tensor, nn
+
+from imgcomp.models.integer_prior import IntegerHyperSynthesis
 
 
 @dataclass(frozen=True)
@@ -142,20 +144,42 @@ class ScaleHyperprior(GainedCodec):
     def update(self, scale_table: Tensor | None = None, force: bool = False, update_quantiles: bool = False) -> bool:
         return super().update(scale_table if scale_table is not None else get_scale_table(), force, update_quantiles)
 
+    # Entropy coding. The Gaussian scale indexes of y are what encoder and decoder must agree on
+    # bit for bit, so both compute them with the integer hyper-synthesis from the integer z
+    # symbols (never from float scales, which differ across devices, dtypes and thread counts).
+    # Training (`forward`) keeps the float h_s.
+    def integer_prior(self) -> IntegerHyperSynthesis:
+        """The exact fixed-point h_s, converted from the current float weights.
+
+        Rebuilt on every call (about a millisecond, see `IntegerHyperSynthesis`), so it can never
+        be stale after training, `load_state_dict` or moving the model to another device."""
+        return IntegerHyperSynthesis.from_float(
+            self.h_s,
+            self.entropy_bottleneck._get_medians().detach(),
+            self.gaussian_conditional.scale_table,
+            self.gaussian_conditional.lower_bound_scale.bound,
+        )
+
+    def _decode_z_symbols(self, z_strings: list[bytes], shape: tuple[int, int]) -> Tensor:
+        """The integer z symbols round(z - median) coded in `z_strings` (float64, model device)."""
+        eb = self.entropy_bottleneck
+        size = (len(z_strings), eb._quantized_cdf.size(0), *shape)
+        indexes = eb._build_indexes(size)
+        return EntropyModel.decompress(eb, z_strings, indexes, torch.float64)
+
     def compress(self, x: Tensor, level: int) -> dict:
         y = self.analyse(x, level)
         z = self.h_a(torch.abs(y))
         z_strings = self.entropy_bottleneck.compress(z)
-        z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
-        indexes = self.gaussian_conditional.build_indexes(self.h_s(z_hat))
-        y_strings = self.gaussian_conditional.compress(y, indexes)
+        # The decoder's view of z: the symbols as decoded from the stream just written.
+        indexes = self.integer_prior().indexes(self._decode_z_symbols(z_strings, tuple(z.shape[-2:])))
+        y_strings = self.gaussian_conditional.compress(y, indexes.cpu())
         y_hat = self.gaussian_conditional.quantize(y, "dequantize")
         return {"strings": [y_strings, z_strings], "shape": tuple(z.shape[-2:]), "y_hat": y_hat}
 
     def decompress_latent(self, strings: list[list[bytes]], shape: tuple[int, int]) -> Tensor:
-        z_hat = self.entropy_bottleneck.decompress(strings[1], shape)
-        indexes = self.gaussian_conditional.build_indexes(self.h_s(z_hat))
-        return self.gaussian_conditional.decompress(strings[0], indexes, z_hat.dtype)
+        indexes = self.integer_prior().indexes(self._decode_z_symbols(strings[1], tuple(shape)))
+        return self.gaussian_conditional.decompress(strings[0], indexes.cpu(), self.entropy_bottleneck.quantiles.dtype)
 
     def decompress(self, strings: list[list[bytes]], shape: tuple[int, int], level: int) -> dict:
         y_hat = self.decompress_latent(strings, shape)
