@@ -30,7 +30,10 @@ from imgcomp.rosmsg import typestore
 
 _log = logging.getLogger(__name__)
 
-ROSBAG_VERSION = 9
+# rosbags writes metadata version 8 or 9. Version 9 stores `offered_qos_profiles` as a YAML list,
+# which Humble's rosbag2 (metadata version 5, reads it as a string) rejects ("yaml-cpp: bad
+# conversion"); version 8 keeps the string form that Humble, Iron and Jazzy all read.
+ROSBAG_VERSION = 8
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 
 

@@ -184,6 +184,17 @@ def test_compress_writes_features_and_copies_the_rest(round_trip, hyperprior_cod
     assert s.mean_bpp == pytest.approx(np.mean(bpps))
 
 
+def test_written_metadata_is_readable_by_humble_rosbag2(round_trip):
+    """Humble's rosbag2 reads `offered_qos_profiles` as a string: version 9's YAML list fails there."""
+    import yaml
+
+    for bag in (round_trip["comp"], round_trip["dec"]):
+        meta = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+        assert meta["version"] == 8
+        for topic in meta["topics_with_message_count"]:
+            assert isinstance(topic["topic_metadata"]["offered_qos_profiles"], str)
+
+
 def test_info_reports_frames_models_bpp_and_bitrate(round_trip, hyperprior_codec):
     rt = round_trip
     report = info(rt["comp"])
