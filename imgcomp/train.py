@@ -161,7 +161,9 @@ def train(config: TrainConfig, device: str = "cpu", resume: bool = False, max_mi
     if config.init_from:
         from imgcomp.models.registry import load_state_dict_file
 
-        missing = codec.load_state_dict(load_state_dict_file(Path(config.init_from)), strict=False)
+        learned = {n for n, _ in codec.named_parameters()}
+        initial = {k: v for k, v in load_state_dict_file(Path(config.init_from)).items() if k in learned}
+        missing = codec.load_state_dict(initial, strict=False)
         if rank == 0:
             print(f"initialised from {config.init_from} ({missing})")
     optimizer = _optimizers(codec, config)

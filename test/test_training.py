@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from imgcomp.data.crops import RandomCropSampler, load_images
@@ -64,6 +65,11 @@ def test_export_writes_weights_with_a_verified_hash(tmp_path):
     manifest = (tmp_path / "weights" / "manifest.json").read_text()
     assert sha256_of(path) in manifest
     assert (tmp_path / "weights" / "smoke.md").exists()
+    shipped = torch.load(path, weights_only=True)["state_dict"]
+    # fp16 would flush these constants to zero (and turn rates into inf when fine-tuning from it)
+    assert shipped["gaussian_conditional.likelihood_lower_bound.bound"].dtype == torch.float32
+    assert float(shipped["gaussian_conditional.likelihood_lower_bound.bound"]) == pytest.approx(1e-9)
+    assert shipped["g_a.0.weight"].dtype == torch.float16
 
 
 def _free_port() -> int:

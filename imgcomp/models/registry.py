@@ -48,6 +48,17 @@ def model_entry(name: str) -> dict[str, Any]:
     return manifest[name]
 
 
+def _with_constant_buffers(state: dict[str, torch.Tensor], fresh: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """`state` with every buffer reset to the architecture's own value.
+
+    The buffers of CompressAI's layers are constants (bounds, pedestals) or tables that
+    `update()` rebuilds; only parameters are learned. Taking buffers from the architecture means
+    a checkpoint that carried a damaged constant (e.g. one that went through fp16) is repaired.
+    """
+    buffers = dict(fresh.named_buffers())
+    return {k: (buffers[k].clone() if k in buffers else v) for k, v in state.items()}
+
+
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     payload = torch.load(path, map_location="cpu", weights_only=True)
     return {k: (v.float() if v.is_floating_point() else v) for k, v in payload["state_dict"].items()}
@@ -91,12 +102,15 @@ def export_weights(checkpoint: Path, name: str | None = None, out_dir: Path = WE
     arch = _arch_from(config["arch"])
     name = name or config["name"]
     model = build_model(arch)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(_with_constant_buffers(state["model"], model))
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(p.half().float())
     model.update(force=True)
-    state_dict = {k: (v.half() if v.is_floating_point() and "scale_table" not in k else v) for k, v in model.state_dict().items()}
+    # Parameters in fp16 (half the size); buffers stay fp32: they hold tiny constants (the
+    # likelihood bound 1e-9, GDN's pedestal 2^-36) that fp16 would flush to zero.
+    parameter_names = {n for n, _ in model.named_parameters()}
+    state_dict = {k: (v.half() if k in parameter_names else v) for k, v in model.state_dict().items()}
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.pt"
     torch.save({"arch": asdict(arch), "state_dict": state_dict}, path)
