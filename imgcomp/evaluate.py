@@ -34,6 +34,8 @@ class RDPoint:
 
     @property
     def ms_ssim_db(self) -> float:
+        if math.isnan(self.ms_ssim):
+            return math.nan
         return -10.0 * math.log10(max(1.0 - self.ms_ssim, 1e-10))
 
 
@@ -74,7 +76,7 @@ def evaluate_sweep(sweep: Sweep, images: dict[str, np.ndarray]) -> tuple[list[RD
                 sweep.name, setting,
                 float(np.mean([r["bpp"] for r in rows])),
                 float(np.mean([r["psnr"] for r in rows])),
-                float(np.mean([r["ms_ssim"] for r in rows])),
+                float(np.nanmean([r["ms_ssim"] for r in rows])) if any(np.isfinite(r["ms_ssim"]) for r in rows) else math.nan,
             )
         )
     return averaged, per_image
@@ -95,6 +97,8 @@ def bd_rate(anchor: list[RDPoint], test: list[RDPoint], metric: str) -> float | 
 
     rate_a, dist_a = curve(anchor)
     rate_t, dist_t = curve(test)
+    if not (np.isfinite(dist_a).all() and np.isfinite(dist_t).all()):
+        return None
     if len(rate_a) < 4 or len(rate_t) < 4:
         return None
     try:

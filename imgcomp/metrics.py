@@ -27,9 +27,14 @@ def ssim_index(reference: np.ndarray, test: np.ndarray) -> float:
     return float(ssim(_as_tensor(reference), _as_tensor(test), data_range=255.0, size_average=True))
 
 
+MS_SSIM_MIN_SIDE = 161  # 5 scales with an 11x11 window
+
+
 def ms_ssim_index(reference: np.ndarray, test: np.ndarray) -> float:
-    """MS-SSIM (5 scales, 11x11 window). Images need a short side > 160 px."""
+    """MS-SSIM (5 scales, 11x11 window); NaN for images with a side under 161 px, where it is undefined."""
     _check_pair(reference, test)
+    if min(reference.shape[:2]) < MS_SSIM_MIN_SIDE:
+        return math.nan
     return float(ms_ssim(_as_tensor(reference), _as_tensor(test), data_range=255.0, size_average=True))
 
 
