@@ -46,19 +46,17 @@ from imgcomp.nodes_core import (
     LatestFrameWorker,
     Rejection,
     RejectionLog,
-    resolve_backend,
-    resolve_device,
-    set_cpu_threads,
 )
 from imgcomp.nodes_core.params import ENCODER_PARAMS, check
 from imgcomp_encoder.rosutil import (
-    run_node,
     DIAGNOSTICS_TOPIC,
     OUTPUT_QOS,
     add_parameter_callbacks,
     check_values,
     declare,
     diagnostics_msg,
+    run_node,
+    setup_compute,
 )
 
 INPUT_TOPIC = "camera/image_raw"
@@ -73,16 +71,8 @@ class EncoderNode(Node):
         check_values(self, ENCODER_PARAMS)
         log = self.get_logger()
 
-        self._backend = resolve_backend(params["backend"])
-        self._device = resolve_device(params["device"])
-        for what, choice in (("backend", self._backend), ("device", self._device)):
-            # one severity per call site: Humble's rclpy raises when a line logs at two
-            if choice.fell_back:
-                log.warning(choice.log_line(what))
-            else:
-                log.info(choice.log_line(what))
+        self._backend, self._device = setup_compute(self, params)
         device = self._device.used
-        log.info(set_cpu_threads(params["torch_threads"]))
 
         levels = model_entry(params["model"])["levels"]
         quality = params["quality"]

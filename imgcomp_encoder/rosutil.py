@@ -16,6 +16,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+from imgcomp.nodes_core import Choice, resolve_backend, resolve_device, set_cpu_threads
 from imgcomp.nodes_core.params import ParamSpec, check
 
 # Publishers of the nodes: reliable, small depth (a late frame is worth less than a new one).
@@ -127,3 +128,17 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> No
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+
+
+def setup_compute(node: Node, params: dict) -> tuple[Choice, Choice]:
+    """Resolve backend and device (with fallbacks), log which are used and why, set CPU threads."""
+    log = node.get_logger()
+    backend, device = resolve_backend(params["backend"]), resolve_device(params["device"])
+    for what, choice in (("backend", backend), ("device", device)):
+        # one severity per call site: Humble's rclpy raises when a line logs at two
+        if choice.fell_back:
+            log.warning(choice.log_line(what))
+        else:
+            log.info(choice.log_line(what))
+    log.info(set_cpu_threads(params["torch_threads"]))
+    return backend, device
