@@ -110,6 +110,18 @@ def bd_rate(anchor: list[RDPoint], test: list[RDPoint], metric: str) -> float | 
     return value if math.isfinite(value) else None
 
 
+def pick_best_model(curves: dict[str, list[RDPoint]], models: list[str], anchor: str) -> str | None:
+    """The model with the lowest PSNR BD-rate against the anchor (models without one rank last)."""
+    if not models:
+        return None
+
+    def key(model: str) -> float:
+        value = bd_rate(curves[anchor], curves[model], "psnr") if anchor in curves else None
+        return math.inf if value is None else value
+
+    return min(models, key=key)
+
+
 def run_eval(
     image_dir: Path,
     out_dir: Path,
@@ -129,7 +141,7 @@ def run_eval(
         per_image.extend(rows)
 
     jpeg = CLASSICAL["jpeg"].name
-    best_model = max(models, key=lambda m: -(bd_rate(curves[jpeg], curves[m], "psnr") or 0.0)) if models else None
+    best_model = pick_best_model(curves, models, jpeg)
     bd = {
         name: {
             "vs_jpeg_psnr": bd_rate(curves[jpeg], curve, "psnr") if jpeg in curves else None,
