@@ -77,7 +77,6 @@ class Codec:
         return (-(-height // d), -(-width // d))
 
     # ------------------------------------------------------------------------------------ encode
-    @torch.no_grad()
     def encode(
         self,
         image: np.ndarray,
@@ -90,6 +89,18 @@ class Codec:
         `encoding` is the sensor_msgs/Image encoding of the source, recorded so the decoder
         can restore it; it defaults to "rgb8" or "mono8".
         """
+        return self.encode_with_latent(image, quality, encoding, frame_number)[0]
+
+    @torch.no_grad()
+    def encode_with_latent(
+        self,
+        image: np.ndarray,
+        quality: int | None = None,
+        encoding: str | None = None,
+        frame_number: int = 0,
+    ) -> tuple[bytes, Tensor]:
+        """`encode`, plus the gained quantized latent y_hat that the payload carries (what a
+        decoder must recover exactly; cross-device checks compare against it)."""
         rgb, channels = self._as_rgb(image)
         level = self._check_quality(quality if quality is not None else self.quality)
         height, width = rgb.shape[:2]
@@ -110,7 +121,7 @@ class Codec:
             reference_frame_number=frame_number,
             latent_shape=tuple(int(v) for v in out["shape"]),
         )
-        return pack(Frame(header, streams))
+        return pack(Frame(header, streams)), out["y_hat"]
 
     # ------------------------------------------------------------------------------------ decode
     def parse(self, data: bytes) -> Frame:

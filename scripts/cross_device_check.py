@@ -46,20 +46,6 @@ def sync(device: str) -> None:
         torch.cuda.synchronize(device)
 
 
-def encode_with_latent(codec: Codec, image: np.ndarray, quality: int) -> tuple[bytes, torch.Tensor]:
-    captured = {}
-    compress = codec.net.compress
-
-    def spy(x, level):
-        out = compress(x, level)
-        captured["y_hat"] = out["y_hat"]
-        return out
-
-    with mock.patch.object(codec.net, "compress", spy):
-        payload = codec.encode(image, quality=quality)
-    return payload, captured["y_hat"]
-
-
 def decode_with_latent(codec: Codec, payload: bytes, latent: torch.Tensor | None = None) -> tuple[np.ndarray, torch.Tensor]:
     """Decode `payload`; with `latent`, synthesise from that latent instead of the decoded one."""
     captured = {}
@@ -127,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.encode_threads or threads)
         sync(enc_device)
         t0 = time.perf_counter()
-        payload, sent = encode_with_latent(encoder, image, quality)
+        payload, sent = encoder.encode_with_latent(image, quality)
         sync(enc_device)
         t_enc += time.perf_counter() - t0
         torch.set_num_threads(args.decode_threads or threads)

@@ -101,21 +101,6 @@ def threads():
     torch.set_num_threads(before)
 
 
-def encode_capturing(codec: Codec, image: np.ndarray, quality: int) -> tuple[bytes, torch.Tensor]:
-    """`codec.encode`, plus the y_hat its network computed while encoding."""
-    captured = {}
-    compress = codec.net.compress
-
-    def spy(x, level):
-        out = compress(x, level)
-        captured["y_hat"] = out["y_hat"]
-        return out
-
-    with mock.patch.object(codec.net, "compress", spy):
-        payload = codec.encode(image, quality=quality)
-    return payload, captured["y_hat"]
-
-
 def assert_decodes_exactly(decoder: Codec, payload: bytes, y_hat: torch.Tensor, name: str, image: bool = True) -> None:
     """The decoder's latent is the encoder's y_hat, and (if `image`) its image is the one it
     would synthesise from the encoder's y_hat itself."""
@@ -231,7 +216,7 @@ def test_integer_scales_are_close_to_float_and_cost_no_rate(index_dataset):
 def test_encode_with_one_thread_decode_with_two(dataset, threads):
     encoder, decoder = Codec(MODEL), Codec(MODEL)
     torch.set_num_threads(1)
-    encoded = [encode_capturing(encoder, image, quality) for _, image, quality in dataset]
+    encoded = [encoder.encode_with_latent(image, quality) for _, image, quality in dataset]
     torch.set_num_threads(2)
     for i, ((name, _, _), (payload, y_hat)) in enumerate(zip(dataset, encoded)):
         assert_decodes_exactly(decoder, payload, y_hat, name, image=i % 3 == 0)
@@ -249,7 +234,7 @@ def test_float64_network_on_one_side(dataset, double_side):
     float32 = Codec(MODEL)
     differing = 0
     for i, (name, image, quality) in enumerate(dataset if double_side == "encoder" else dataset[::2]):
-        payload, y_hat = encode_capturing(encoder, image, quality)
+        payload, y_hat = encoder.encode_with_latent(image, quality)
         assert y_hat.dtype == (torch.float64 if double_side == "encoder" else torch.float32)
         assert_decodes_exactly(decoder, payload, y_hat, name, image=i % 3 == 0)
         if double_side == "encoder":
@@ -294,7 +279,7 @@ def test_float_indexes_flip_under_a_tiny_perturbation_integer_indexes_cannot(ind
     probe = torch.rand(1, net.arch.hyper_channels, 2, 3) * 4
     assert not torch.equal(encoder.net.h_s(probe), decoder.net.h_s(probe))  # the hook is live
     for i, (name, image, quality) in enumerate(dataset):
-        payload, y_hat = encode_capturing(encoder, image, quality)
+        payload, y_hat = encoder.encode_with_latent(image, quality)
         assert_decodes_exactly(decoder, payload, y_hat, name, image=i % 3 == 0)
     assert len(calls) == 1  # only the probe: coding never evaluated the float h_s
 
