@@ -49,22 +49,24 @@ from imgcomp.nodes_core import (
 )
 from imgcomp.nodes_core.params import DECODER_PARAMS, check
 from imgcomp_encoder.rosutil import (
+    CodecNodeMixin,
     DIAGNOSTICS_TOPIC,
     OUTPUT_QOS,
     add_parameter_callbacks,
     check_values,
     declare,
-    diagnostics_msg,
     run_node,
     setup_compute,
 )
 
 INPUT_TOPIC = "camera/image_raw/imgcomp"
 OUTPUT_TOPIC = "camera/image_decoded"
-LOG_THROTTLE_S = 10.0
+LOG_THROTTLE_S = CodecNodeMixin.LOG_THROTTLE_S
 
 
-class DecoderNode(Node):
+class DecoderNode(CodecNodeMixin, Node):
+    ROLE = "decoder"
+
     def __init__(self, **kwargs) -> None:
         super().__init__("imgcomp_decoder", **kwargs)
         params = declare(self, DECODER_PARAMS)
@@ -152,25 +154,6 @@ class DecoderNode(Node):
         out.step = f.step
         out.data = array.array("B", f.data)  # from bytes: one memcpy, no per-element checks
         return out
-
-    def _on_worker_error(self, exc: BaseException) -> None:
-        if not self.context.ok():
-            return  # Ctrl-C: the frame in flight could not be published; nothing to report
-        self.get_logger().error(f"decoder worker: {type(exc).__name__}: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
-
-    # ----------------------------------------------------------------------- diagnostics
-    def _publish_diagnostics(self) -> None:
-        level, message = self._core.status()
-        values = self._core.diagnostics()
-        values["backend"] = self._backend.used
-        values["device"] = self._device.used
-        self._diag_pub.publish(
-            diagnostics_msg(self, f"{self.get_name()}: decoder", level, message, values, self._device.used)
-        )
-
-    def destroy_node(self) -> None:
-        self._worker.stop()
-        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> None:

@@ -142,3 +142,34 @@ def setup_compute(node: Node, params: dict) -> tuple[Choice, Choice]:
             log.info(choice.log_line(what))
     log.info(set_cpu_threads(params["torch_threads"]))
     return backend, device
+
+
+class CodecNodeMixin:
+    """What the encoder and decoder nodes share once built: worker errors, diagnostics, shutdown.
+
+    The node sets `ROLE` ("encoder"/"decoder") and, in `__init__`, `_core` (an EncoderCore or
+    DecoderCore), `_backend`, `_device`, `_worker` and `_diag_pub`.
+    """
+
+    ROLE = "codec"
+    LOG_THROTTLE_S = 10.0
+
+    def _on_worker_error(self, exc: BaseException) -> None:
+        if not self.context.ok():
+            return  # Ctrl-C: the frame in flight could not be published; nothing to report
+        self.get_logger().error(
+            f"{self.ROLE} worker: {type(exc).__name__}: {exc}", throttle_duration_sec=self.LOG_THROTTLE_S
+        )
+
+    def _publish_diagnostics(self) -> None:
+        level, message = self._core.status()
+        values = self._core.diagnostics()
+        values["backend"] = self._backend.used
+        values["device"] = self._device.used
+        self._diag_pub.publish(
+            diagnostics_msg(self, f"{self.get_name()}: {self.ROLE}", level, message, values, self._device.used)
+        )
+
+    def destroy_node(self) -> None:
+        self._worker.stop()
+        super().destroy_node()
