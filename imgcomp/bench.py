@@ -37,10 +37,21 @@ def _frames(video: Path | None, fallback: Path, size: tuple[int, int], count: in
     return [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
 
 
+_CUDA_TIMING = False  # set by run_bench for --device cuda
+
+
 def _time_ms(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
+    """Milliseconds for fn(); on CUDA measured with CUDA events, so queued GPU work is counted."""
+    if _CUDA_TIMING:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return float(start.elapsed_time(end))
+    start_s = time.perf_counter()
     fn()
-    return 1e3 * (time.perf_counter() - start)
+    return 1e3 * (time.perf_counter() - start_s)
 
 
 def _summary(samples: list[float]) -> dict[str, float]:
@@ -106,7 +117,10 @@ def _bench_through_bag(codec: Codec, frames: list[np.ndarray], quality: int, wor
 def _analysis_ms(g_a: torch.nn.Module, frames: list[np.ndarray], multiple: int, device: str) -> dict[str, float]:
     """The analysis transform alone: architecture cost, independent of the weights' rate."""
     samples = []
+    g_a = g_a.to(device)
     with torch.no_grad():
+        for frame in frames[:2]:  # warm-up (cuDNN autotuning, lazy allocations)
+            g_a(pad_to_multiple(torch.from_numpy(frame).permute(2, 0, 1)[None].float().div(255).to(device), multiple)[0])
         for frame in frames:
             x = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div(255).to(device)
             x, _ = pad_to_multiple(x, multiple)
@@ -114,14 +128,14 @@ def _analysis_ms(g_a: torch.nn.Module, frames: list[np.ndarray], multiple: int, 
     return _summary(samples)
 
 
-def _reference_codec() -> tuple[Callable[[np.ndarray], bytes], Callable[[bytes], object], torch.nn.Module]:
-    net = bmshj2018_factorized(quality=4, pretrained=False).eval()  # qualities 1-5 use N=128, M=192
+def _reference_codec(device: str = "cpu") -> tuple[Callable[[np.ndarray], bytes], Callable[[bytes], object], torch.nn.Module]:
+    net = bmshj2018_factorized(quality=4, pretrained=False).eval().to(device)  # qualities 1-5: N=128, M=192
     net.update(force=True)
     shapes: dict[str, tuple[int, int]] = {}
 
     @torch.no_grad()
     def encode(frame: np.ndarray) -> bytes:
-        x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255
+        x = torch.from_numpy(frame).permute(2, 0, 1)[None].float().to(device) / 255
         x, _ = pad_to_multiple(x, 16)
         out = net.compress(x)
         shapes["shape"] = out["shape"]
@@ -143,27 +157,37 @@ def run_bench(
     video: Path | None = Path("data/video/vtest.avi"),
     quality: int | None = None,
     device: str = "cpu",
+    backends: tuple[str, ...] = ("torch",),
 ) -> dict:
+    global _CUDA_TIMING
+    _CUDA_TIMING = device.startswith("cuda")
     fallback = Path(__file__).resolve().parent.parent / "test" / "fixtures" / "images" / "vtest_frame0.png"
     out_dir.mkdir(parents=True, exist_ok=True)
     results: dict = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(), "device": device},
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "torch_threads": torch.get_num_threads(),
+            "device": torch.cuda.get_device_name(0) if _CUDA_TIMING else device,
+            "timing": "CUDA events" if _CUDA_TIMING else "perf_counter",
+        },
         "frames": frames,
         "resolutions": {},
     }
-    ref_encode, ref_decode, ref_g_a = _reference_codec()
+    ref_encode, ref_decode, ref_g_a = _reference_codec(device)
     for res in resolutions:
         clip = _frames(video, fallback, RESOLUTIONS[res], frames + warmup)
         rows = {"OpenCV JPEG q90": _bench_pair(lambda f: JPEG.encode(f, 90), JPEG.decode, clip, warmup)}
         reference_name = "CompressAI bmshj2018-factorized (N=128, M=192)"
         rows[reference_name] = _bench_pair(ref_encode, ref_decode, clip, warmup)
-        rows[reference_name]["analysis_ms"] = _analysis_ms(ref_g_a, clip[warmup:], 16, "cpu")
-        for model in tqdm(models, desc=f"models @ {res}", leave=False):
-            codec = Codec(model, device=device)
+        rows[reference_name]["analysis_ms"] = _analysis_ms(ref_g_a, clip[warmup:], 16, device)
+        for model, backend in tqdm([(m, b) for m in models for b in backends], desc=f"models @ {res}", leave=False):
+            codec = Codec(model, device=device, backend=backend)
             q = quality or codec.quality
-            rows[f"{model} q{q}"] = _bench_pair(lambda f: codec.encode(f, quality=q), codec.decode, clip, warmup)
-            rows[f"{model} q{q}"].update(_bench_through_bag(codec, clip[warmup:], q, out_dir))
-            rows[f"{model} q{q}"]["analysis_ms"] = _analysis_ms(codec.net.g_a, clip[warmup:], codec.net.downsampling, device)
+            name = f"{model} q{q}" + ("" if backend == "torch" else f" [{backend}]")
+            rows[name] = _bench_pair(lambda f: codec.encode(f, quality=q), codec.decode, clip, warmup)
+            rows[name].update(_bench_through_bag(codec, clip[warmup:], q, out_dir))
+            if backend == "torch":
+                rows[name]["analysis_ms"] = _analysis_ms(codec.net.g_a, clip[warmup:], codec.net.downsampling, device)
         reference = rows[reference_name]
         for row in rows.values():
             row["encode_speedup_vs_reference"] = reference["encode_ms"]["p50"] / row["encode_ms"]["p50"]
@@ -185,7 +209,7 @@ def _peak_rss_mb() -> float:
 def bench_markdown(results: dict) -> str:
     m = results["machine"]
     lines = [
-        f"### Latency per frame ({m['device']}, {m['torch_threads']} torch threads, {results['frames']} frames; "
+        f"### Latency per frame ({m['device']}, {m.get('timing', 'perf_counter')}, {m['torch_threads']} torch threads, {results['frames']} frames; "
         f"peak RSS {results['peak_rss_mb']:.0f} MB)",
         "",
     ]

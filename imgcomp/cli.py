@@ -73,8 +73,50 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    run_bench(args.models or available_models(), args.out, args.resolutions, args.frames, device=args.device, quality=args.quality)
+    run_bench(
+        args.models or available_models(), args.out, args.resolutions, args.frames,
+        device=args.device, quality=args.quality, backends=tuple(args.backends),
+    )
     print((args.out / "bench.md").read_text())
+    return 0
+
+
+def _cmd_bench_rate(args: argparse.Namespace) -> int:
+    import torch
+
+    from imgcomp.rate_bench import run_rate_bench
+    from imgcomp.video import read_video
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    frames, native_fps = read_video(args.video, max_frames=args.frames)
+    fps = args.fps or native_fps
+    run_rate_bench(frames, args.model, args.targets, fps, args.out, device=args.device)
+    print((args.out / "rate.md").read_text())
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from imgcomp.models.registry import load_model
+
+    net, model_hash = load_model(args.model)
+    out = args.out or Path("exported") / args.format
+    if args.format == "onnx":
+        from imgcomp.inference.graphs import export_onnx
+
+        paths = export_onnx(net, args.model, model_hash, out)
+    else:
+        from imgcomp.inference.tensorrt_backend import TensorRTUnavailable, build_engines
+
+        try:
+            paths = build_engines(net, args.model, model_hash, out)
+        except TensorRTUnavailable as exc:
+            print(f"imgcomp export: cannot build TensorRT engines here: {exc}", file=sys.stderr)
+            return 2
+    for path in paths:
+        print(f"wrote {path}")
+    print(f"use them with Codec({args.model!r}, backend={'onnxruntime' if args.format == 'onnx' else 'tensorrt'!r}, "
+          f"graphs_dir={str(out)!r}) or the nodes' graphs_dir parameter")
     return 0
 
 
@@ -117,9 +159,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resolutions", nargs="*", default=["640x480"], choices=["640x480", "1280x720", "1920x1080"])
     p.add_argument("--frames", type=int, default=30)
     p.add_argument("--quality", type=int)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (CUDA-event timing after warm-up)")
+    p.add_argument("--backends", nargs="+", default=["torch"], choices=["torch", "onnxruntime", "tensorrt"])
     p.add_argument("--threads", type=int, default=0)
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("export", help="ONNX graphs (dynamic size) or TensorRT FP16 engines of a shipped model")
+    p.add_argument("--model", default="hyperprior-mse")
+    p.add_argument("--format", choices=["onnx", "tensorrt"], default="onnx")
+    p.add_argument("--out", type=Path, help="output folder (default: exported/<format>)")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("bench-rate", help="closed-loop rate control on real video frames at bitrate targets")
+    p.add_argument("--video", type=Path, default=Path("data/video/vtest.avi"))
+    p.add_argument("--model", default="hyperprior-mse")
+    p.add_argument("--targets", nargs="+", type=float, default=[700.0, 1200.0, 2000.0], help="kbit/s")
+    p.add_argument("--fps", type=float, help="stream frame rate (default: the video's)")
+    p.add_argument("--frames", type=int, default=120)
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/rate"))
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0)
+    p.set_defaults(func=_cmd_bench_rate)
 
     from imgcomp.bag_cli import register_bag_commands
 

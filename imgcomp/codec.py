@@ -7,6 +7,7 @@ ROS node or a bag tool only moves bytes and numpy arrays.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ from imgcomp.bitstream import (
     unpack,
     validate_image_size,
 )
+from imgcomp.inference import make_transforms
 from imgcomp.models.registry import load_model, model_entry
 from imgcomp.padding import pad_to_multiple
 
@@ -33,14 +35,28 @@ class Codec:
 
     Quality levels run from 1 (fewest bits) to `levels`. Every payload decodes on its own.
     Methods are safe to call from several threads (a lock serialises the model).
+
+    `backend` runs the analysis and synthesis transforms on "torch", "onnxruntime" or
+    "tensorrt" (graphs from `graphs_dir`, else exported once into the cache); entropy coding is
+    the same code on every backend, so payloads decode on any of them.
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, device: str = "cpu", quality: int | None = None) -> None:
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        device: str = "cpu",
+        quality: int | None = None,
+        backend: str = "torch",
+        graphs_dir: Path | None = None,
+    ) -> None:
         self.model_name = model
         self.entry = model_entry(model)
         net, self.model_hash = load_model(model)
         self.device = torch.device(device)
-        self.net = net.to(self.device).eval()
+        # With an exported backend the torch model only does entropy coding: keep it on the CPU.
+        self.net = net.to(self.device if backend == "torch" else "cpu").eval()
+        self.transforms = make_transforms(backend, self.net, model, self.model_hash, self.device, graphs_dir)
+        self.backend = backend
         self.levels = self.net.levels
         self.quality = self._check_quality(quality if quality is not None else (self.levels + 1) // 2)
         self._lock = threading.Lock()
@@ -106,7 +122,7 @@ class Codec:
         height, width = rgb.shape[:2]
         with self._lock:
             x, _ = pad_to_multiple(self._to_tensor(rgb), self.net.downsampling)
-            out = self.net.compress(x, level - 1)
+            out = self.net.compress_analysed(*self.transforms.analyse(x, level - 1))
         streams = tuple(s[0] for s in out["strings"])
         header = FrameHeader(
             model=self.model_name,
@@ -157,7 +173,7 @@ class Codec:
         h = frame.header
         y_hat = self._decode_y_hat(frame)
         with self._lock:
-            x_hat = self.net.synthesise(y_hat, h.quality - 1).clamp_(0, 1)
+            x_hat = self.transforms.synthesise(y_hat, h.quality - 1).clamp_(0, 1)
         x_hat = x_hat[0, :, : h.height, : h.width]
         rgb = x_hat.mul(255.0).round_().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
         if h.channels == 1:

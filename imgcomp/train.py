@@ -163,7 +163,9 @@ def train(config: TrainConfig, device: str = "cpu", resume: bool = False, max_mi
 
         learned = {n for n, _ in codec.named_parameters()}
         initial = {k: v for k, v in load_state_dict_file(Path(config.init_from)).items() if k in learned}
-        missing = codec.load_state_dict(initial, strict=False)
+        # nn.Module's loader, not CompressAI's: that one insists on the CDF buffers, which a
+        # shipped file has but a fresh model rebuilds with update().
+        missing = torch.nn.Module.load_state_dict(codec, initial, strict=False)
         if rank == 0:
             print(f"initialised from {config.init_from} ({missing})")
     optimizer = _optimizers(codec, config)

@@ -38,7 +38,6 @@ from sensor_msgs.msg import Image
 
 from imgcomp_msgs.msg import CompressedFeatures
 
-from imgcomp.codec import Codec
 from imgcomp.nodes_core import (
     DecoderCore,
     FeaturesFields,
@@ -46,6 +45,7 @@ from imgcomp.nodes_core import (
     LatestFrameWorker,
     Rejection,
     RejectionLog,
+    codec_factory,
 )
 from imgcomp.nodes_core.params import DECODER_PARAMS, check
 from imgcomp_encoder.rosutil import (
@@ -77,7 +77,7 @@ class DecoderNode(CodecNodeMixin, Node):
         device = self._device.used
 
         self._core = DecoderCore(
-            lambda name: Codec(name, device=device),
+            codec_factory(self._backend.used, device, self.get_logger().warning, params["graphs_dir"]),
             model=params["model"],
             max_cached_models=params["max_cached_models"],
         )

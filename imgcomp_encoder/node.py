@@ -37,7 +37,6 @@ from sensor_msgs.msg import Image
 
 from imgcomp_msgs.msg import CompressedFeatures
 
-from imgcomp.codec import Codec
 from imgcomp.models.registry import model_entry
 from imgcomp.nodes_core import (
     EncoderCore,
@@ -46,6 +45,7 @@ from imgcomp.nodes_core import (
     LatestFrameWorker,
     Rejection,
     RejectionLog,
+    codec_factory,
 )
 from imgcomp.nodes_core.params import ENCODER_PARAMS, check
 from imgcomp_encoder.rosutil import (
@@ -82,7 +82,7 @@ class EncoderNode(CodecNodeMixin, Node):
             log.warning(f"quality {quality} is above the {levels} levels of {params['model']}: using {levels}")
             quality = levels
         self._core = EncoderCore(
-            lambda name: Codec(name, device=device),
+            codec_factory(self._backend.used, device, self.get_logger().warning, params["graphs_dir"]),
             model=params["model"],
             quality=quality,
             max_pixels=params["max_input_pixels"],

@@ -298,3 +298,12 @@ def test_clock_jumps_restart_the_window() -> None:
     rc.update(level, 500 * level, 0.0)
     assert rc.achieved_kbps() == pytest.approx(500 * level * 8e-3)
     assert before > rc.achieved_kbps()
+
+
+def test_bench_window_errors_match_the_test_windows() -> None:
+    from imgcomp.rate_bench import window_errors
+
+    sizes = [1000] * 10 + [2000] * 10  # 10 fps: 80 kbit/s, then 160 kbit/s
+    errors = window_errors(sizes, fps=10.0, target_kbps=80.0, settle_s=0.0)
+    assert errors[0] == pytest.approx(0.0) and errors[-1] == pytest.approx(1.0)
+    assert len(errors) == 11

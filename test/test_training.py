@@ -72,6 +72,20 @@ def test_export_writes_weights_with_a_verified_hash(tmp_path):
     assert shipped["g_a.0.weight"].dtype == torch.float16
 
 
+def test_fine_tuning_starts_from_shipped_weights(tmp_path):
+    """`init_from` loads an exported (fp16, with CDF buffers) file into a fresh model."""
+    config = _smoke_config(tmp_path, steps=6)
+    exported = export_weights(train(config), out_dir=tmp_path / "weights")
+    shipped = torch.load(exported, weights_only=True)["state_dict"]
+    config.run_dir = str(tmp_path / "fine")
+    config.steps = 1
+    config.lr = 1e-12  # one step that cannot move the weights: they must be the shipped ones
+    config.init_from = str(exported)
+    tuned = torch.load(train(config), weights_only=False)["model"]
+    for key in ("g_a.0.weight", "h_s.0.weight", "entropy_bottleneck.quantiles"):
+        assert torch.allclose(tuned[key].float(), shipped[key].float(), atol=1e-3), key
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -82,6 +82,19 @@ class GainedCodec(CompressionModel):
         gain, _ = self._gains(level, x.shape[0])
         return self.g_a(x) * gain
 
+    def analyse_for_coding(self, x: Tensor, level: Tensor | int) -> tuple[Tensor, Tensor | None]:
+        """What the entropy coder needs from the image: y, and z for a hyperprior (else None).
+
+        This is the part an exported graph (ONNX Runtime, TensorRT) can compute in place of torch;
+        `compress_analysed` does the rest, identically for every backend."""
+        return self.analyse(x, level), None
+
+    def compress(self, x: Tensor, level: int) -> dict:
+        return self.compress_analysed(*self.analyse_for_coding(x, level))
+
+    def compress_analysed(self, y: Tensor, z: Tensor | None) -> dict:
+        raise NotImplementedError
+
     def synthesise(self, y_hat: Tensor, level: Tensor | int) -> Tensor:
         _, inverse = self._gains(level, y_hat.shape[0])
         return self.g_s(y_hat * inverse)
@@ -102,8 +115,7 @@ class FactorizedPrior(GainedCodec):
         y_hat, y_likelihoods = self.entropy_bottleneck(y)
         return {"x_hat": self.synthesise(y_hat, level), "likelihoods": {"y": y_likelihoods}}
 
-    def compress(self, x: Tensor, level: int) -> dict:
-        y = self.analyse(x, level)
+    def compress_analysed(self, y: Tensor, z: Tensor | None = None) -> dict:
         strings = self.entropy_bottleneck.compress(y)
         return {"strings": [strings], "shape": tuple(y.shape[-2:]), "y_hat": self.entropy_bottleneck.decompress(strings, y.shape[-2:])}
 
@@ -167,9 +179,13 @@ class ScaleHyperprior(GainedCodec):
         indexes = eb._build_indexes(size)
         return EntropyModel.decompress(eb, z_strings, indexes, torch.float64)
 
-    def compress(self, x: Tensor, level: int) -> dict:
+    def analyse_for_coding(self, x: Tensor, level: Tensor | int) -> tuple[Tensor, Tensor | None]:
         y = self.analyse(x, level)
-        z = self.h_a(torch.abs(y))
+        return y, self.h_a(torch.abs(y))
+
+    def compress_analysed(self, y: Tensor, z: Tensor | None) -> dict:
+        if z is None:
+            raise ValueError("a scale hyperprior needs the hyper-latent z")
         z_strings = self.entropy_bottleneck.compress(z)
         # The decoder's view of z: the symbols as decoded from the stream just written.
         indexes = self.integer_prior().indexes(self._decode_z_symbols(z_strings, tuple(z.shape[-2:])))

@@ -11,7 +11,7 @@
 * `backend`      - which device / inference backend is really used, and why
 """
 
-from imgcomp.nodes_core.backend import Choice, resolve_backend, resolve_device, set_cpu_threads
+from imgcomp.nodes_core.backend import Choice, codec_factory, resolve_backend, resolve_device, set_cpu_threads
 from imgcomp.nodes_core.decoder_core import DecoderCore
 from imgcomp.nodes_core.encoder_core import EncoderCore
 from imgcomp.nodes_core.fields import FeaturesFields, ImageFields
@@ -32,6 +32,7 @@ __all__ = [
     "Rejection",
     "RejectionLog",
     "StreamStats",
+    "codec_factory",
     "resolve_backend",
     "resolve_device",
     "set_cpu_threads",

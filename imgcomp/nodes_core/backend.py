@@ -1,23 +1,21 @@
 """Which inference backend and device a node can actually use, and why.
 
-`imgcomp.codec.Codec` runs the model with torch today. A node still accepts the backends it is
-meant to grow into (ONNX Runtime, TensorRT) so launch files and parameter files need not
-change later; until `Codec` implements one, the request falls back to torch and the reason is
-returned for the node to log once.
+`imgcomp.codec.Codec` runs its transforms on torch, ONNX Runtime or TensorRT. A request for a
+backend that cannot run here falls back (tensorrt -> onnxruntime -> torch) and the reason is
+returned for the node to log once; `codec_factory` also falls back when a backend fails to
+load a model (e.g. an engine build error), so a node always comes up.
 """
 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["BACKENDS", "DEVICES", "Choice", "resolve_backend", "resolve_device", "set_cpu_threads"]
+__all__ = ["BACKENDS", "DEVICES", "Choice", "codec_factory", "resolve_backend", "resolve_device", "set_cpu_threads"]
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 DEVICES = ("cpu", "cuda")
-# Backends imgcomp.codec.Codec can run. Add one here when Codec learns it.
-IMPLEMENTED_BACKENDS = ("torch",)
-_MODULES = {"onnxruntime": "onnxruntime", "tensorrt": "tensorrt", "torch": "torch"}
 
 
 @dataclass(frozen=True)
@@ -40,15 +38,41 @@ def resolve_backend(requested: str) -> Choice:
     """The backend to use for `requested` (one of BACKENDS), with the reason."""
     if requested not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {requested!r}")
-    if requested in IMPLEMENTED_BACKENDS:
+    if requested == "torch":
         return Choice(requested, requested, "as requested")
-    installed = importlib.util.find_spec(_MODULES[requested]) is not None
-    why = (
-        f"the {requested} package is installed, but imgcomp.codec.Codec has no {requested} path yet"
-        if installed
-        else f"the {requested} package is not installed, and imgcomp.codec.Codec has no {requested} path yet"
-    )
-    return Choice(requested, "torch", why)
+    if requested == "tensorrt":
+        from imgcomp.inference.tensorrt_backend import tensorrt_unavailable_reason
+
+        reason = tensorrt_unavailable_reason()
+        if reason is None:
+            return Choice(requested, requested, "as requested (FP16 engines, built once and cached)")
+        fallback = resolve_backend("onnxruntime")
+        return Choice(requested, fallback.used, f"{reason}; {fallback.reason}")
+    if importlib.util.find_spec("onnxruntime") is not None:
+        return Choice(requested, requested, "as requested")
+    return Choice(requested, "torch", "the onnxruntime package is not installed")
+
+
+def codec_factory(
+    backend: str, device: str, on_fallback: Callable[[str], None], graphs_dir: str = ""
+) -> Callable[[str], object]:
+    """A `model name -> Codec` function for a node: `backend`, or torch if that fails to load.
+
+    `on_fallback` gets one line saying why (the node logs it)."""
+    from pathlib import Path
+
+    from imgcomp.codec import Codec
+
+    def make(model: str) -> Codec:
+        if backend == "torch":
+            return Codec(model, device=device)
+        try:
+            return Codec(model, device=device, backend=backend, graphs_dir=Path(graphs_dir) if graphs_dir else None)
+        except Exception as exc:  # noqa: BLE001 - any load failure: keep serving with torch
+            on_fallback(f"backend {backend!r} could not load {model!r} ({type(exc).__name__}: {exc}); using 'torch'")
+            return Codec(model, device=device)
+
+    return make
 
 
 def resolve_device(requested: str) -> Choice:

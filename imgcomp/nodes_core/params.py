@@ -87,12 +87,20 @@ _DEVICE = ParamSpec(
 _BACKEND = ParamSpec(
     "backend",
     "torch",
-    "Inference backend: torch, onnxruntime or tensorrt. Only torch is implemented by "
-    "imgcomp.codec.Codec today; the others fall back to torch with one log line saying why. "
-    "Read-only.",
+    "Where the neural transforms run: torch, onnxruntime or tensorrt (FP16 engines). A backend "
+    "that cannot run here falls back (tensorrt -> onnxruntime -> torch) with one log line saying "
+    "why. Payloads decode the same on every backend. Read-only.",
     choices=BACKENDS,
     read_only=True,
     constraints="torch, onnxruntime or tensorrt",
+)
+_GRAPHS_DIR = ParamSpec(
+    "graphs_dir",
+    "",
+    "Folder with exported graphs (`imgcomp export --format onnx|tensorrt --out DIR`) for the "
+    "onnxruntime/tensorrt backends; empty: export or build them once into ~/.cache/imgcomp. "
+    "Read-only.",
+    read_only=True,
 )
 _THREADS = ParamSpec(
     "torch_threads",
@@ -124,6 +132,7 @@ ENCODER_PARAMS: tuple[ParamSpec, ...] = (
     ),
     _DEVICE,
     _BACKEND,
+    _GRAPHS_DIR,
     ParamSpec(
         "max_input_pixels",
         3840 * 2160,
@@ -162,6 +171,7 @@ DECODER_PARAMS: tuple[ParamSpec, ...] = (
     ),
     _DEVICE,
     _BACKEND,
+    _GRAPHS_DIR,
     ParamSpec(
         "max_cached_models",
         3,

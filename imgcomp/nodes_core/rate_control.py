@@ -40,6 +40,7 @@ from collections import deque
 __all__ = ["LEVEL_RATIO_PRIOR", "RateController"]
 
 LEVEL_RATIO_PRIOR = 1.8  # assumed size ratio between adjacent levels before any is measured
+_SCENE_CUT_LOG = math.log(1.25)  # a surprise beyond 25 % is treated as a scene change
 _MAX_GAP_S = 5.0  # a pause longer than this (or a clock going back) restarts the window
 
 
@@ -211,8 +212,14 @@ class RateController:
             return
         est = self._log_size
         error = observed - est[i]
-        for k in range(self.levels):
-            est[k] += self._alpha * self._neighbour_weight ** abs(k - i) * error
+        if abs(error) > _SCENE_CUT_LOG:
+            # A scene change: every level moves with it at once, and the coded level is taken
+            # as measured. The EMA below then refines the ratios between levels.
+            for k in range(self.levels):
+                est[k] += error
+        else:
+            for k in range(self.levels):
+                est[k] += self._alpha * self._neighbour_weight ** abs(k - i) * error
         # Sizes grow with the level: keep the table monotonic around the measured level.
         for k in range(i + 1, self.levels):
             est[k] = max(est[k], est[k - 1])
