@@ -186,7 +186,7 @@ def run_bench(
             name = f"{model} q{q}" + ("" if backend == "torch" else f" [{backend}]")
             rows[name] = _bench_pair(lambda f: codec.encode(f, quality=q), codec.decode, clip, warmup)
             rows[name].update(_bench_through_bag(codec, clip[warmup:], q, out_dir))
-            if backend == "torch":
+            if backend == "torch" and hasattr(codec.net, "g_a"):
                 rows[name]["analysis_ms"] = _analysis_ms(codec.net.g_a, clip[warmup:], codec.net.downsampling, device)
         reference = rows[reference_name]
         for row in rows.values():

@@ -51,9 +51,9 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from imgcomp.evaluate import run_eval
-    from imgcomp.models.registry import available_models
+    from imgcomp.models.registry import entropy_coded_models
 
-    models = args.models or available_models()
+    models = args.models or entropy_coded_models()
     result = run_eval(args.images, args.out, models, classical=args.classical, max_images=args.max_images)
     print((args.out / "rd.md").read_text())
     print(f"wrote {args.out}/rd.md, rd.json, rd.png")
@@ -69,12 +69,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
     from imgcomp.bench import run_bench
-    from imgcomp.models.registry import available_models
+    from imgcomp.models.registry import entropy_coded_models
 
     if args.threads:
         torch.set_num_threads(args.threads)
     run_bench(
-        args.models or available_models(), args.out, args.resolutions, args.frames,
+        args.models or entropy_coded_models(), args.out, args.resolutions, args.frames,
         device=args.device, quality=args.quality, backends=tuple(args.backends),
     )
     print((args.out / "bench.md").read_text())
@@ -93,6 +93,17 @@ def _cmd_bench_rate(args: argparse.Namespace) -> int:
     fps = args.fps or native_fps
     run_rate_bench(frames, args.model, args.targets, fps, args.out, device=args.device)
     print((args.out / "rate.md").read_text())
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from imgcomp.compare import run_compare
+    from imgcomp.models.registry import available_models
+
+    models = args.models or available_models()
+    run_compare(models, args.images, args.out, args.sizes)
+    print((args.out / "compare.md").read_text())
+    print(f"wrote {args.out}/compare.md, compare.json, grid.jpg")
     return 0
 
 
@@ -147,14 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="rate-distortion of our models beside JPEG/WebP/AVIF/JPEG XL, BD-rates, plot")
     p.add_argument("--images", type=Path, default=Path("data/images/val"))
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/eval"))
-    p.add_argument("--models", nargs="*", help="registry names (default: every shipped model)")
+    p.add_argument("--models", nargs="*", help="registry names (default: every entropy-coded model)")
     p.add_argument("--classical", nargs="*", default=["jpeg", "webp", "avif", "jpegxl"])
     p.add_argument("--max-images", type=int)
     p.add_argument("--cards", action="store_true", help="write the measured RD points into the model cards")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("bench", help="per-frame latency beside OpenCV JPEG and CompressAI's reference")
-    p.add_argument("--models", nargs="*", help="registry names (default: every shipped model)")
+    p.add_argument("--models", nargs="*", help="registry names (default: every entropy-coded model)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/bench"))
     p.add_argument("--resolutions", nargs="*", default=["640x480"], choices=["640x480", "1280x720", "1920x1080"])
     p.add_argument("--frames", type=int, default=30)
@@ -163,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backends", nargs="+", default=["torch"], choices=["torch", "onnxruntime", "tensorrt"])
     p.add_argument("--threads", type=int, default=0)
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("compare", help="the study's comparison table (504, 1008, 640x480) and a picture grid")
+    p.add_argument("--models", nargs="*", help="registry names (default: every shipped model)")
+    p.add_argument("--images", type=Path, default=Path("data/images/val_full"))
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/compare"))
+    p.add_argument("--sizes", nargs="+", default=["504x504", "1008x1008", "640x480"], choices=["504x504", "1008x1008", "640x480"])
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("export", help="ONNX graphs (dynamic size) or TensorRT FP16 engines of a shipped model")
     p.add_argument("--model", default="hyperprior-mse")

@@ -54,13 +54,21 @@ class TrainConfig:
 
     @staticmethod
     def from_yaml(path: str | Path) -> "TrainConfig":
+        from imgcomp.models.study import STUDY_FAMILIES
+        from imgcomp.study_train import STUDY_DISTORTIONS
+
         raw = yaml.safe_load(Path(path).read_text())
-        lambdas = tuple(float(v) for v in raw.pop("lambdas"))
         arch_raw = raw.pop("arch")
+        study = arch_raw.get("family") in STUDY_FAMILIES
+        # The study families have one fixed rate: no lambdas, one level.
+        lambdas = tuple(float(v) for v in raw.pop("lambdas", [] if not study else [1.0]))
+        if not lambdas:
+            raise ValueError(f"{path}: an entropy-coded model needs 'lambdas' (one per quality level)")
         arch = ArchConfig(**arch_raw, levels=len(lambdas), lambdas=lambdas)
         config = TrainConfig(arch=arch, lambdas=lambdas, **raw)
-        if config.distortion not in ("mse", "ms-ssim"):
-            raise ValueError(f"distortion must be 'mse' or 'ms-ssim', got {config.distortion!r}")
+        allowed = STUDY_DISTORTIONS if study else ("mse", "ms-ssim")
+        if config.distortion not in allowed:
+            raise ValueError(f"distortion must be one of {', '.join(allowed)} for {arch.family}, got {config.distortion!r}")
         return config
 
 
@@ -148,6 +156,12 @@ def save_checkpoint(path: Path, codec: GainedCodec, optimizer: torch.optim.Optim
 
 def train(config: TrainConfig, device: str = "cpu", resume: bool = False, max_minutes: float | None = None) -> Path:
     """Train and return the path of the last checkpoint."""
+    from imgcomp.models.study import STUDY_FAMILIES
+
+    if config.arch.family in STUDY_FAMILIES:
+        from imgcomp.study_train import train_study
+
+        return train_study(config, device=device, resume=resume, max_minutes=max_minutes)
     rank, world = _distributed()
     if world > 1:
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")

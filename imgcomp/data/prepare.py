@@ -6,6 +6,7 @@ Prepared layout under the data root (default ``data/``, git-ignored)::
     raw/<package>/...            extracted packages
     images/train/<stem>[_sK].png   photos, each at several random downscales
     images/val/<stem>.png          held-out photos (fixed by name), short side <= 512
+    images/val_full/<stem>.png     the same photos at their native resolution
     video/vtest.avi, video/tree.avi
 """
 
@@ -104,6 +105,8 @@ def prepare_images(raw_dir: Path, out_dir: Path, seed: int = 0) -> dict[str, int
             image = _read_rgb(path)
             if stem in VALIDATION_STEMS:
                 _write_rgb(out_dir / "val" / f"{stem}.png", downscale_to_short_side(image, VAL_SHORT_SIDE))
+                # Native resolution too, for crops at the study's sizes (504 and 1008 px): `imgcomp compare`.
+                _write_rgb(out_dir / "val_full" / f"{stem}.png", image)
                 counts["val"] += 1
                 continue
             sides = [s for s in TRAIN_SHORT_SIDES if s < min(image.shape[:2])] or [min(image.shape[:2])]

@@ -202,10 +202,18 @@ class ScaleHyperprior(GainedCodec):
         return {"x_hat": self.synthesise(y_hat, level).clamp_(0, 1)}
 
 
-FAMILIES: dict[str, type[GainedCodec]] = {"factorized": FactorizedPrior, "hyperprior": ScaleHyperprior}
+from imgcomp.models.study import Autoencoder, CycleGAN, LossyCAE  # noqa: E402 - after the classes above
+
+FAMILIES: dict[str, type[nn.Module]] = {
+    "factorized": FactorizedPrior,
+    "hyperprior": ScaleHyperprior,
+    "autoencoder": Autoencoder,
+    "lossy-cae": LossyCAE,
+    "cyclegan": CycleGAN,
+}
 
 
-def build_model(arch: ArchConfig) -> GainedCodec:
+def build_model(arch: ArchConfig) -> nn.Module:
     try:
         return FAMILIES[arch.family](arch)
     except KeyError:

@@ -41,6 +41,13 @@ def available_models() -> list[str]:
     return sorted(load_manifest())
 
 
+def entropy_coded_models() -> list[str]:
+    """Shipped models with quality levels and an entropy model (not the study's fixed-rate families)."""
+    from imgcomp.models.study import STUDY_FAMILIES
+
+    return [name for name, entry in sorted(load_manifest().items()) if entry["family"] not in STUDY_FAMILIES]
+
+
 def model_entry(name: str) -> dict[str, Any]:
     manifest = load_manifest()
     if name not in manifest:
@@ -127,25 +134,55 @@ def export_weights(checkpoint: Path, name: str | None = None, out_dir: Path = WE
         "crop": config["crop"],
         "batch_size": config["batch_size"],
         "exported": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "parameters": int(sum(p.numel() for p in model.parameters())),
     }
+    if config.get("extra"):
+        manifest[name]["extra"] = dict(config["extra"])
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     write_model_card(out_dir, name, manifest[name], arch)
     _load_verified.cache_clear()
     return path
 
 
+_STUDY_DESCRIPTIONS = {
+    "autoencoder": "the study's autoencoder, width {width}: image -> one 8-bit image at 1/4 width and height "
+    "(raw 0.5 bpp) -> image; features coded losslessly (JPEG XL modular).",
+    "lossy-cae": "the study's lossy compressive autoencoder, width {width}: image -> {n} binary maps at 1/4 width "
+    "and height (raw {n}/16 bpp; stochastic binarization in training, sign at inference) -> image; maps coded "
+    "losslessly (JPEG XL modular).",
+    "cyclegan": "the study's Cycle-GAN, width {width}: G: image -> 8-bit RGB image at 1/2 width and height (raw 6 bpp), "
+    "F: back; residuals over area downscaling / bilinear upscaling; patch-wise inference without seams; "
+    "compressed image coded losslessly (JPEG XL modular).",
+}
+
+
 def write_model_card(out_dir: Path, name: str, entry: dict[str, Any], arch: ArchConfig, measured_markdown: str = "") -> Path:
     """A model card: what the weights are, how they were trained, and what was measured."""
     size_kb = (out_dir / entry["file"]).stat().st_size / 1024
-    loss = "lambda * 255^2 * MSE + bpp" if entry["distortion"] == "mse" else "lambda * (1 - MS-SSIM) + bpp"
+    if arch.family in _STUDY_DESCRIPTIONS:
+        extra = entry.get("extra", {})
+        architecture = _STUDY_DESCRIPTIONS[arch.family].format(n=arch.latent_channels, width=arch.channels)
+        loss = {"mse": "MSE", "ssim": "1 - SSIM", "ms-ssim": "1 - MS-SSIM", "ms-ssim-l1": "(1 - MS-SSIM) + alpha * L1"}[entry["distortion"]]
+        if extra.get("laplacian_weight"):
+            loss += f" + {extra['laplacian_weight']:g} * L1(compressed image, Laplacian target)"
+        if arch.family == "cyclegan":
+            loss = f"cycle ({loss} on images, L1 on compressed images) + {extra.get('adv_weight', 0.05):g} * adversarial (two PatchGAN discriminators)"
+        loss_line = f"- Loss: {loss}; one fixed rate (no lambda)."
+    else:
+        architecture = (
+            f"{arch.family} (Balle et al.), N={arch.channels}, M={arch.latent_channels}"
+            + (f", hyper N={arch.hyper_channels}" if arch.family == "hyperprior" else "")
+            + f"; {entry['levels']} quality levels via learned gain vectors (one network)."
+        )
+        loss = "lambda * 255^2 * MSE + bpp" if entry["distortion"] == "mse" else "lambda * (1 - MS-SSIM) + bpp"
+        loss_line = f"- Loss: {loss}; lambdas per level: {', '.join(f'{v:g}' for v in entry['lambdas'])}."
+    parameters = f", {entry['parameters']:,} parameters" if "parameters" in entry else ""
     lines = [
         f"# Model card: {name}",
         "",
-        f"- Architecture: {arch.family} (Balle et al.), N={arch.channels}, M={arch.latent_channels}"
-        + (f", hyper N={arch.hyper_channels}" if arch.family == "hyperprior" else "")
-        + f"; {entry['levels']} quality levels via learned gain vectors (one network).",
-        f"- Weights: `{entry['file']}`, {size_kb:.0f} KiB (fp16), sha256 `{entry['sha256']}`.",
-        f"- Loss: {loss}; lambdas per level: {', '.join(f'{v:g}' for v in entry['lambdas'])}.",
+        f"- Architecture: {architecture}",
+        f"- Weights: `{entry['file']}`, {size_kb:.0f} KiB (fp16){parameters}, sha256 `{entry['sha256']}`.",
+        loss_line,
         f"- Training: {entry['trained_steps']} steps, batch {entry['batch_size']}, {entry['crop']}x{entry['crop']} random crops "
         "of the photos and video frames listed in `imgcomp/data/sources.py` (Debian packages), "
         "validation images held out by name.",
