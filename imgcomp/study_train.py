@@ -86,6 +86,10 @@ def train_study(config, device: str = "cpu", resume: bool = False, max_minutes: 
     torch_device = torch.device(device)
     torch.manual_seed(config.seed)
     net: StudyCodec = build_model(config.arch).to(torch_device)
+    if config.init_from:
+        from imgcomp.models.registry import load_state_dict_file
+
+        print(f"initialised from {config.init_from} ({net.load_state_dict(load_state_dict_file(Path(config.init_from)), strict=False)})")
     extra = dict(config.extra)
     gan = isinstance(net, CycleGAN)
     optimizer = torch.optim.Adam(_generator_parameters(net), lr=config.lr)
@@ -142,7 +146,7 @@ def train_study(config, device: str = "cpu", resume: bool = False, max_minutes: 
             distortion = study_distortion(x, x_cycle, config.distortion, extra)
             adversarial = _bce(net.d_y(y_fake), True) + _bce(net.d_x(x_fake), True)
             loss = cycle_weight * (distortion + F.l1_loss(y_cycle, y_real)) + adv_weight * adversarial
-            logs["adv"] = float(adversarial)
+            logs["adv"] = adversarial.item()
         else:
             out = net(x)
             distortion = study_distortion(x, out["x_hat"], config.distortion, extra)
@@ -164,15 +168,15 @@ def train_study(config, device: str = "cpu", resume: bool = False, max_minutes: 
             d_optimizer.zero_grad(set_to_none=True)
             d_loss.backward()
             d_optimizer.step()
-            logs["d"] = float(d_loss)
+            logs["d"] = d_loss.item()
         step += 1
         progress.update(1)
-        progress.set_postfix(loss=f"{float(loss):.4f}", dist=f"{float(distortion):.4f}", **{k: f"{v:.3f}" for k, v in logs.items()})
+        progress.set_postfix(loss=f"{loss.item():.4f}", dist=f"{distortion.item():.4f}", **{k: f"{v:.3f}" for k, v in logs.items()})
         if step % config.checkpoint_every == 0 or step == config.steps:
             save()
         if val_images and (step % config.val_every == 0 or step == config.steps):
             report = validate_study(net, val_images, torch_device)
-            report.update(step=step, loss=float(loss), time=time.time())
+            report.update(step=step, loss=loss.item(), time=time.time())
             with (run_dir / "history.jsonl").open("a") as f:
                 f.write(json.dumps(report) + "\n")
             progress.write(f"step {step}: {report['psnr']:.2f} dB, SSIM {report['ssim']:.4f}")

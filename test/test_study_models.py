@@ -139,10 +139,11 @@ def _held_out(net, config: TrainConfig) -> float:
 
 
 @pytest.mark.parametrize(
-    "family, latent, distortion", [("autoencoder", 1, "ssim"), ("lossy-cae", 8, "mse"), ("cyclegan", 3, "ms-ssim-l1")]
+    "family, latent, distortion, steps",
+    [("autoencoder", 1, "ssim", 60), ("lossy-cae", 8, "mse", 200), ("cyclegan", 3, "ms-ssim-l1", 60)],
 )
-def test_short_real_training_lowers_the_loss(tmp_path, family: str, latent: int, distortion: str) -> None:
-    config = _config(tmp_path, family, latent, distortion, steps=60)
+def test_short_real_training_lowers_the_loss(tmp_path, family: str, latent: int, distortion: str, steps: int) -> None:
+    config = _config(tmp_path, family, latent, distortion, steps=steps)
     torch.manual_seed(config.seed)
     before = _held_out(build_model(config.arch), config)
     checkpoint = train(config)
