@@ -47,7 +47,7 @@ def resolve_backend(requested: str) -> Choice:
         if reason is None:
             return Choice(requested, requested, "as requested (FP16 engines, built once and cached)")
         fallback = resolve_backend("onnxruntime")
-        return Choice(requested, fallback.used, f"{reason}; {fallback.reason}")
+        return Choice(requested, fallback.used, reason if not fallback.fell_back else f"{reason}; {fallback.reason}")
     if importlib.util.find_spec("onnxruntime") is not None:
         return Choice(requested, requested, "as requested")
     return Choice(requested, "torch", "the onnxruntime package is not installed")
