@@ -167,3 +167,39 @@ def compare_markdown(result: dict) -> str:
             )
         lines.append("")
     return "\n".join(lines)
+
+
+def update_study_cards(result: dict) -> list[Path]:
+    """Write each compared study model's measured rows into its model card."""
+    import torch
+
+    from imgcomp.models.registry import _arch_from, load_manifest, write_model_card
+    from imgcomp.models.study import STUDY_FAMILIES
+
+    written = []
+    manifest = load_manifest()
+    for name, entry in manifest.items():
+        if entry["family"] not in STUDY_FAMILIES:
+            continue
+        rows = []
+        for size_name, block in result["sizes"].items():
+            for r in block["rows"]:
+                if r["model"] == name:
+                    rows.append(
+                        f"| {size_name} | {r['frames']} | {r['raw_bpp']:.3f} | {r['coded_bpp']:.3f} | {r['psnr']:.2f} "
+                        f"| {r['ssim']:.4f} | {r['ms_ssim']:.4f} |"
+                    )
+        if not rows:
+            continue
+        text = "\n".join(
+            [
+                "Centre crops of the validation photos (`imgcomp compare --cards`), real payloads:",
+                "",
+                "| size | crops | raw bpp | coded bpp | PSNR (dB) | SSIM | MS-SSIM |",
+                "|---|---:|---:|---:|---:|---:|---:|",
+                *rows,
+            ]
+        )
+        payload = torch.load(WEIGHTS_DIR / entry["file"], map_location="cpu", weights_only=True)
+        written.append(write_model_card(WEIGHTS_DIR, name, entry, _arch_from(payload["arch"]), text))
+    return written

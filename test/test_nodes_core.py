@@ -281,6 +281,21 @@ def test_model_and_quality_switch_at_runtime(factory, codecs, photo) -> None:
     assert encoder.model_name == "factorized-mse"  # the old model stays in use
 
 
+def test_switching_to_a_study_model_by_name(factory, photo) -> None:
+    """The study's fixed-rate families are selected by name like any other model."""
+    from imgcomp.models.registry import load_manifest
+    from imgcomp.models.study import STUDY_FAMILIES
+
+    name = next(n for n, e in sorted(load_manifest().items()) if e["family"] == "lossy-cae")
+    assert load_manifest()[name]["family"] in STUDY_FAMILIES
+    encoder = EncoderCore(factory, model="hyperprior-mse", quality=4)
+    decoder = DecoderCore(factory, model="hyperprior-mse")
+    encoder.set_model(name)
+    assert (encoder.levels, encoder.quality) == (1, 1)  # clamped to the model's single level
+    features, out = roundtrip(encoder, decoder, image_msg(photo, "rgb8"))
+    assert features.codec == name and (out.height, out.width) == photo.shape[:2]
+
+
 def test_model_switch_during_an_encode_is_safe(factory, photo) -> None:
     """Frames encoded while another thread switches models all decode, each with its model."""
     encoder = EncoderCore(factory, model="hyperprior-mse")

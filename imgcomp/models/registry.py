@@ -190,7 +190,8 @@ def write_model_card(out_dir: Path, name: str, entry: dict[str, Any], arch: Arch
         "",
         "## Measured",
         "",
-        measured_markdown or "Not measured yet: run `imgcomp eval --cards`.",
+        measured_markdown
+        or f"Not measured yet: run `imgcomp {'compare' if arch.family in _STUDY_DESCRIPTIONS else 'eval'} --cards`.",
         "",
     ]
     path = out_dir / f"{name}.md"
