@@ -8,7 +8,7 @@
 #             --implementation cp --platform manylinux_2_34_x86_64 -d .whl compressai==1.2.8
 #           python3 -m pip download --no-deps -d .whl pytorch-msssim==1.0.0
 #   device: run(command="bash scripts/gpu_train.sh 8", carry=[".whl", "data/images"], timeout_s=600)
-#   back here: copy $OUT/*.pt, merge $OUT/manifest.json entries into imgcomp/weights/manifest.json
+#   back here: copy $OUT/<model>/<model>.pt and .md, merge each $OUT/<model>/manifest.json entry into imgcomp/weights/manifest.json
 #              (or re-export: python -m imgcomp.models.registry is not needed; see docs/training.md)
 set -euo pipefail
 MINUTES=${1:-8}
@@ -17,11 +17,18 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 OUT=${OUT:-out/gpu}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/gpu.txt"
-# The two MSE models share the GPU; each gets the same wall-clock budget.
-for name in hyperprior-mse factorized-mse; do
+# All models share the GPU at once, each for the whole budget, each resuming from its shipped
+# weights: the entropy-coded ones at 256 px crops, the study's small fixed-rate ones at 128 px.
+for name in hyperprior-mse factorized-mse hyperprior-msssim; do
   python3 -m imgcomp train --config "config/models/$name.yaml" --device cuda \
     --init-from "imgcomp/weights/$name.pt" --batch-size 16 --crop 256 --steps 1000000 \
-    --max-minutes "$(python3 -c "print($MINUTES / 2)")" --run-dir /tmp/runs --export-dir "$OUT" \
+    --max-minutes "$MINUTES" --run-dir /tmp/runs --export-dir "$OUT/$name" \
+    > "$OUT/train-$name.log" 2>&1 &
+done
+for name in ae-ssim ae-mse ae-laplacian-ssim cae8-ssim cae8-mse cae32-ssim cyclegan-ssim; do
+  python3 -m imgcomp train --config "config/models/$name.yaml" --device cuda \
+    --init-from "imgcomp/weights/$name.pt" --batch-size 16 --steps 1000000 \
+    --max-minutes "$MINUTES" --run-dir /tmp/runs --export-dir "$OUT/$name" \
     > "$OUT/train-$name.log" 2>&1 &
 done
 wait

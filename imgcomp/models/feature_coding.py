@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-import imagecodecs
 import numpy as np
 
 from imgcomp.bitstream import BitstreamError
@@ -30,6 +29,8 @@ def encode_uint8_planes(planes: np.ndarray) -> bytes:
     """(C, H, W) uint8 -> bytes. C = 1 or 3 is coded as one grayscale or RGB image."""
     if planes.dtype != np.uint8 or planes.ndim != 3:
         raise ValueError(f"expected (C, H, W) uint8 planes, got {planes.dtype} {planes.shape}")
+    import imagecodecs  # here, not at the top: training the other families must not need it
+
     image = planes[0] if planes.shape[0] == 1 else np.ascontiguousarray(planes.transpose(1, 2, 0))
     return bytes(imagecodecs.jpegxl_encode(image, lossless=True, effort=EFFORT))
 
@@ -50,6 +51,8 @@ def encode_binary_maps(bits: np.ndarray) -> bytes:
     c, h, w = bits.shape
     rows, cols = _grid(c)
     mosaic = bits.astype(np.uint8).reshape(rows, cols, h, w).transpose(0, 2, 1, 3).reshape(rows * h, cols * w)
+    import imagecodecs
+
     return bytes(imagecodecs.jpegxl_encode(mosaic, lossless=True, effort=EFFORT))
 
 
@@ -66,6 +69,8 @@ def decode_binary_maps(data: bytes, shape: tuple[int, int, int]) -> np.ndarray:
 
 
 def _decode(data: bytes) -> np.ndarray:
+    import imagecodecs
+
     try:
         return np.asarray(imagecodecs.jpegxl_decode(data))
     except Exception as exc:  # noqa: BLE001 - imagecodecs raises its own error types per codec
