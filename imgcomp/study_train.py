@@ -9,6 +9,8 @@ hands a config whose family is one of `STUDY_FAMILIES` to `train_study`. There i
 * ``ms-ssim``: 1 - MS-SSIM;
 * ``ms-ssim-l1``: (1 - MS-SSIM) + alpha * L1 (Zhao et al.'s mix; ``extra.l1_alpha``, default 0.16).
 
+``extra.mse_warmup_steps`` trains with MSE for that many steps first (leaving the flat-grey start).
+
 The autoencoder can be held to the study's Laplacian target (``extra.laplacian_weight`` > 0).
 The Cycle-GAN adds, as in Zhu et al. (2017), adversarial losses for G against D_Y (real: other
 images of the batch downscaled by 2) and for F against D_X, and cycle losses on both domains:
@@ -113,6 +115,9 @@ def train_study(config, device: str = "cpu", resume: bool = False, max_minutes: 
     sampler = RandomCropSampler(load_images(Path(config.train_dir)), config.crop, seed=config.seed * 1000 + step)
     val_images = load_images(Path(config.val_dir)) if Path(config.val_dir).exists() else []
     laplacian_weight = float(extra.get("laplacian_weight", 0.0))
+    # A plain network starts from a flat grey output, where the SSIM gradient is tiny: a wider
+    # lossy CAE sat there for 2000 steps. A few hundred MSE steps first leave that plateau.
+    mse_warmup_steps = int(extra.get("mse_warmup_steps", 0))
     adv_weight = float(extra.get("adv_weight", 0.05))
     cycle_weight = float(extra.get("cycle_weight", 1.0))
 
@@ -136,6 +141,7 @@ def train_study(config, device: str = "cpu", resume: bool = False, max_minutes: 
         for group in optimizer.param_groups:
             group["lr"] = config.lr * (0.1 if late else 1.0)
         x = torch.from_numpy(sampler.batch(config.batch_size)).to(torch_device).float().div_(255)
+        kind = "mse" if step < mse_warmup_steps else config.distortion
         logs: dict[str, float] = {}
         if gan:
             y_real = F.avg_pool2d(x.roll(1, dims=0), 2)  # domain Y: real half-size images
@@ -143,13 +149,13 @@ def train_study(config, device: str = "cpu", resume: bool = False, max_minutes: 
             x_cycle = net.generator_f(y_fake)
             x_fake = net.generator_f(y_real)
             y_cycle = net.generator_g(x_fake)
-            distortion = study_distortion(x, x_cycle, config.distortion, extra)
+            distortion = study_distortion(x, x_cycle, kind, extra)
             adversarial = _bce(net.d_y(y_fake), True) + _bce(net.d_x(x_fake), True)
             loss = cycle_weight * (distortion + F.l1_loss(y_cycle, y_real)) + adv_weight * adversarial
             logs["adv"] = adversarial.item()
         else:
             out = net(x)
-            distortion = study_distortion(x, out["x_hat"], config.distortion, extra)
+            distortion = study_distortion(x, out["x_hat"], kind, extra)
             loss = distortion
             if laplacian_weight > 0:
                 loss = loss + laplacian_weight * F.l1_loss(out["features"], laplacian_target(x))

@@ -165,6 +165,8 @@ def write_model_card(out_dir: Path, name: str, entry: dict[str, Any], arch: Arch
         loss = {"mse": "MSE", "ssim": "1 - SSIM", "ms-ssim": "1 - MS-SSIM", "ms-ssim-l1": "(1 - MS-SSIM) + alpha * L1"}[entry["distortion"]]
         if extra.get("laplacian_weight"):
             loss += f" + {extra['laplacian_weight']:g} * L1(compressed image, Laplacian target)"
+        if extra.get("mse_warmup_steps"):
+            loss += f", after {extra['mse_warmup_steps']} MSE warm-up steps"
         if arch.family == "cyclegan":
             loss = f"cycle ({loss} on images, L1 on compressed images) + {extra.get('adv_weight', 0.05):g} * adversarial (two PatchGAN discriminators)"
         loss_line = f"- Loss: {loss}; one fixed rate (no lambda)."
