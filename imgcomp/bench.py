@@ -37,12 +37,9 @@ def _frames(video: Path | None, fallback: Path, size: tuple[int, int], count: in
     return [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
 
 
-_CUDA_TIMING = False  # set by run_bench for --device cuda
-
-
-def _time_ms(fn: Callable[[], object]) -> float:
-    """Milliseconds for fn(); on CUDA measured with CUDA events, so queued GPU work is counted."""
-    if _CUDA_TIMING:
+def _time_ms(fn: Callable[[], object], cuda: bool = False) -> float:
+    """Milliseconds for fn(); with `cuda`, measured with CUDA events, so queued GPU work is counted."""
+    if cuda:
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         fn()
@@ -63,15 +60,17 @@ def _summary(samples: list[float]) -> dict[str, float]:
     }
 
 
-def _bench_pair(encode: Callable[[np.ndarray], bytes], decode: Callable[[bytes], object], frames: list[np.ndarray], warmup: int) -> dict:
+def _bench_pair(
+    encode: Callable[[np.ndarray], bytes], decode: Callable[[bytes], object], frames: list[np.ndarray], warmup: int, cuda: bool = False
+) -> dict:
     for frame in frames[:warmup]:
         decode(encode(frame))
     enc, dec, sizes = [], [], []
     for frame in frames[warmup:]:
         holder: dict[str, bytes] = {}
-        enc.append(_time_ms(lambda: holder.__setitem__("b", encode(frame))))
+        enc.append(_time_ms(lambda: holder.__setitem__("b", encode(frame)), cuda))
         sizes.append(len(holder["b"]))
-        dec.append(_time_ms(lambda: decode(holder["b"])))
+        dec.append(_time_ms(lambda: decode(holder["b"]), cuda))
     h, w = frames[0].shape[:2]
     return {"encode_ms": _summary(enc), "decode_ms": _summary(dec), "mean_bpp": float(8 * np.mean(sizes) / (h * w))}
 
@@ -124,7 +123,7 @@ def _analysis_ms(g_a: torch.nn.Module, frames: list[np.ndarray], multiple: int, 
         for frame in frames:
             x = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div(255).to(device)
             x, _ = pad_to_multiple(x, multiple)
-            samples.append(_time_ms(lambda: g_a(x)))
+            samples.append(_time_ms(lambda: g_a(x), device.startswith("cuda")))
     return _summary(samples)
 
 
@@ -159,16 +158,15 @@ def run_bench(
     device: str = "cpu",
     backends: tuple[str, ...] = ("torch",),
 ) -> dict:
-    global _CUDA_TIMING
-    _CUDA_TIMING = device.startswith("cuda")
+    cuda = device.startswith("cuda")
     fallback = Path(__file__).resolve().parent.parent / "test" / "fixtures" / "images" / "vtest_frame0.png"
     out_dir.mkdir(parents=True, exist_ok=True)
     results: dict = {
         "machine": {
             "cpu": platform.processor() or platform.machine(),
             "torch_threads": torch.get_num_threads(),
-            "device": torch.cuda.get_device_name(0) if _CUDA_TIMING else device,
-            "timing": "CUDA events" if _CUDA_TIMING else "perf_counter",
+            "device": torch.cuda.get_device_name(0) if cuda else device,
+            "timing": "CUDA events" if cuda else "perf_counter",
         },
         "frames": frames,
         "resolutions": {},
@@ -176,15 +174,15 @@ def run_bench(
     ref_encode, ref_decode, ref_g_a = _reference_codec(device)
     for res in resolutions:
         clip = _frames(video, fallback, RESOLUTIONS[res], frames + warmup)
-        rows = {"OpenCV JPEG q90": _bench_pair(lambda f: JPEG.encode(f, 90), JPEG.decode, clip, warmup)}
+        rows = {"OpenCV JPEG q90": _bench_pair(lambda f: JPEG.encode(f, 90), JPEG.decode, clip, warmup, cuda)}
         reference_name = "CompressAI bmshj2018-factorized (N=128, M=192)"
-        rows[reference_name] = _bench_pair(ref_encode, ref_decode, clip, warmup)
+        rows[reference_name] = _bench_pair(ref_encode, ref_decode, clip, warmup, cuda)
         rows[reference_name]["analysis_ms"] = _analysis_ms(ref_g_a, clip[warmup:], 16, device)
         for model, backend in tqdm([(m, b) for m in models for b in backends], desc=f"models @ {res}", leave=False):
             codec = Codec(model, device=device, backend=backend)
             q = quality or codec.quality
             name = f"{model} q{q}" + ("" if backend == "torch" else f" [{backend}]")
-            rows[name] = _bench_pair(lambda f: codec.encode(f, quality=q), codec.decode, clip, warmup)
+            rows[name] = _bench_pair(lambda f: codec.encode(f, quality=q), codec.decode, clip, warmup, cuda)
             rows[name].update(_bench_through_bag(codec, clip[warmup:], q, out_dir))
             if backend == "torch" and hasattr(codec.net, "g_a"):
                 rows[name]["analysis_ms"] = _analysis_ms(codec.net.g_a, clip[warmup:], codec.net.downsampling, device)

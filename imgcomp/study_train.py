@@ -23,7 +23,6 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +36,7 @@ from imgcomp.data.crops import RandomCropSampler, load_images
 from imgcomp.losses import ms_ssim_per_sample
 from imgcomp.models.gained import build_model
 from imgcomp.models.study import CycleGAN, StudyCodec, laplacian_target
+from imgcomp.train import load_initial_weights, lr_scale, save_checkpoint
 
 STUDY_DISTORTIONS = ("mse", "ssim", "ms-ssim", "ms-ssim-l1")
 
@@ -89,12 +89,11 @@ def train_study(config, device: str = "cpu", resume: bool = False, max_minutes: 
     torch.manual_seed(config.seed)
     net: StudyCodec = build_model(config.arch).to(torch_device)
     if config.init_from:
-        from imgcomp.models.registry import load_state_dict_file
-
-        print(f"initialised from {config.init_from} ({net.load_state_dict(load_state_dict_file(Path(config.init_from)), strict=False)})")
+        print(f"initialised from {config.init_from} ({load_initial_weights(net, Path(config.init_from))})")
     extra = dict(config.extra)
     gan = isinstance(net, CycleGAN)
-    optimizer = torch.optim.Adam(_generator_parameters(net), lr=config.lr)
+    generator_parameters = _generator_parameters(net)
+    optimizer = torch.optim.Adam(generator_parameters, lr=config.lr)
     d_optimizer = (
         torch.optim.Adam([*net.d_x.parameters(), *net.d_y.parameters()], lr=float(extra.get("d_lr", 2e-4)), betas=(0.5, 0.999))
         if gan
@@ -122,13 +121,8 @@ def train_study(config, device: str = "cpu", resume: bool = False, max_minutes: 
     cycle_weight = float(extra.get("cycle_weight", 1.0))
 
     def save() -> None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = checkpoint.with_suffix(".tmp")
-        state = {"step": step, "model": net.state_dict(), "optimizer": optimizer.state_dict(), "config": asdict(config)}
-        if d_optimizer is not None:
-            state["d_optimizer"] = d_optimizer.state_dict()
-        torch.save(state, tmp)
-        os.replace(tmp, checkpoint)
+        extra_state = {"d_optimizer": d_optimizer.state_dict()} if d_optimizer is not None else {}
+        save_checkpoint(checkpoint, net, optimizer, step, config, **extra_state)
 
     started = time.monotonic()
     progress = tqdm(total=config.steps, initial=step, desc=config.name, dynamic_ncols=True)
@@ -137,9 +131,8 @@ def train_study(config, device: str = "cpu", resume: bool = False, max_minutes: 
         elapsed = time.monotonic() - started
         if max_minutes is not None and elapsed > 60 * max_minutes:
             break
-        late = step >= config.lr_drop_at * config.steps or (max_minutes is not None and elapsed > config.lr_drop_at * 60 * max_minutes)
         for group in optimizer.param_groups:
-            group["lr"] = config.lr * (0.1 if late else 1.0)
+            group["lr"] = config.lr * lr_scale(step, config, elapsed, max_minutes)
         x = torch.from_numpy(sampler.batch(config.batch_size)).to(torch_device).float().div_(255)
         kind = "mse" if step < mse_warmup_steps else config.distortion
         logs: dict[str, float] = {}
@@ -161,7 +154,7 @@ def train_study(config, device: str = "cpu", resume: bool = False, max_minutes: 
                 loss = loss + laplacian_weight * F.l1_loss(out["features"], laplacian_target(x))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(_generator_parameters(net), config.grad_clip if config.grad_clip > 0 else math.inf)
+        grad_norm = torch.nn.utils.clip_grad_norm_(generator_parameters, config.grad_clip if config.grad_clip > 0 else math.inf)
         if not torch.isfinite(grad_norm):
             continue
         optimizer.step()

@@ -144,14 +144,35 @@ def validate(codec: GainedCodec, images: list[np.ndarray], config: TrainConfig, 
     return {"levels": rows}
 
 
-def save_checkpoint(path: Path, codec: GainedCodec, optimizer: torch.optim.Optimizer, step: int, config: TrainConfig) -> None:
+def save_checkpoint(
+    path: Path, codec: nn.Module, optimizer: torch.optim.Optimizer, step: int, config: TrainConfig, **extra_state: dict
+) -> None:
+    """Write the checkpoint atomically; `extra_state` adds entries (e.g. a second optimizer)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save(
-        {"step": step, "model": codec.state_dict(), "optimizer": optimizer.state_dict(), "config": asdict(config)},
-        tmp,
-    )
+    state = {"step": step, "model": codec.state_dict(), "optimizer": optimizer.state_dict(), "config": asdict(config)}
+    torch.save({**state, **extra_state}, tmp)
     os.replace(tmp, path)  # atomic: an interrupted save never corrupts the last checkpoint
+
+
+def load_initial_weights(model: nn.Module, path: Path) -> object:
+    """Start from a shipped weights file (fine-tuning): learned parameters only.
+
+    nn.Module's loader, not CompressAI's: that one insists on the CDF buffers, which a shipped
+    file has but a fresh model rebuilds with update(). Returns the missing/unexpected keys."""
+    from imgcomp.models.registry import load_state_dict_file
+
+    learned = {n for n, _ in model.named_parameters()}
+    initial = {k: v for k, v in load_state_dict_file(path).items() if k in learned}
+    return torch.nn.Module.load_state_dict(model, initial, strict=False)
+
+
+def lr_scale(step: int, config: TrainConfig, elapsed_s: float, max_minutes: float | None) -> float:
+    """0.1 after `lr_drop_at` of the steps or of the time budget, else 1."""
+    late = step >= config.lr_drop_at * config.steps or (
+        max_minutes is not None and elapsed_s > config.lr_drop_at * 60 * max_minutes
+    )
+    return 0.1 if late else 1.0
 
 
 def train(config: TrainConfig, device: str = "cpu", resume: bool = False, max_minutes: float | None = None) -> Path:
@@ -173,13 +194,7 @@ def train(config: TrainConfig, device: str = "cpu", resume: bool = False, max_mi
 
     codec = build_model(config.arch).to(torch_device)
     if config.init_from:
-        from imgcomp.models.registry import load_state_dict_file
-
-        learned = {n for n, _ in codec.named_parameters()}
-        initial = {k: v for k, v in load_state_dict_file(Path(config.init_from)).items() if k in learned}
-        # nn.Module's loader, not CompressAI's: that one insists on the CDF buffers, which a
-        # shipped file has but a fresh model rebuilds with update().
-        missing = torch.nn.Module.load_state_dict(codec, initial, strict=False)
+        missing = load_initial_weights(codec, Path(config.init_from))
         if rank == 0:
             print(f"initialised from {config.init_from} ({missing})")
     optimizer = _optimizers(codec, config)
@@ -207,14 +222,10 @@ def train(config: TrainConfig, device: str = "cpu", resume: bool = False, max_mi
     progress = tqdm(total=config.steps, initial=step, disable=rank != 0, desc=config.name, dynamic_ncols=True)
     history_path = run_dir / "history.jsonl"
     while step < config.steps:
-        if max_minutes is not None and time.monotonic() - started > 60 * max_minutes:
-            break  # a time budget (e.g. a CPU session): stop cleanly, the checkpoint follows
         elapsed = time.monotonic() - started
-        late = step >= config.lr_drop_at * config.steps or (
-            max_minutes is not None and elapsed > config.lr_drop_at * 60 * max_minutes
-        )
-        lr_scale = 0.1 if late else 1.0
-        optimizer.param_groups[0]["lr"] = config.lr * lr_scale
+        if max_minutes is not None and elapsed > 60 * max_minutes:
+            break  # a time budget (e.g. a CPU session): stop cleanly, the checkpoint follows
+        optimizer.param_groups[0]["lr"] = config.lr * lr_scale(step, config, elapsed, max_minutes)
         x = torch.from_numpy(sampler.batch(config.batch_size)).to(torch_device).float().div_(255)
         levels = torch.from_numpy(level_rng.integers(0, config.arch.levels, size=x.shape[0])).to(torch_device)
         out = model(x, levels)

@@ -131,9 +131,12 @@ class StudyCodec(nn.Module):
     def decode_features(self, features: Tensor) -> Tensor:
         raise NotImplementedError
 
+    bits_per_value = 8  # raw size of one feature value: 8-bit images, or 1 for binary maps
+
     def raw_bits(self, height: int, width: int) -> int:
         """Bits of the features sent raw (what the study pickled), for a padded frame."""
-        raise NotImplementedError
+        d = self.downsampling
+        return self.bits_per_value * self.arch.latent_channels * (-(-height // d)) * (-(-width // d))
 
     def _pack(self, q: Tensor) -> bytes:
         raise NotImplementedError
@@ -188,9 +191,13 @@ class _EightBitFeatures(StudyCodec):
     def _unpack(self, data: bytes, shape: tuple[int, int, int]) -> Tensor:
         return torch.from_numpy(decode_uint8_planes(data, shape)).float() / 255.0
 
-    def raw_bits(self, height: int, width: int) -> int:
-        d = self.downsampling
-        return 8 * self.arch.latent_channels * (-(-height // d)) * (-(-width // d))
+
+def _quarter_size_transforms(arch) -> tuple[nn.Sequential, nn.Sequential]:  # noqa: ANN001
+    """Encoder (image -> `latent_channels` maps at 1/4 size) and decoder (back) of AE and CAE."""
+    return (
+        _down_stack(3, arch.channels, arch.latent_channels, stages=2),
+        _up_stack(arch.latent_channels, arch.channels, 3, stages=2),
+    )
 
 
 def _luma(x: Tensor) -> Tensor:
@@ -209,8 +216,7 @@ class Autoencoder(_EightBitFeatures):
         super().__init__(arch)
         if arch.latent_channels != 1:
             raise ValueError("the autoencoder's compressed image has one channel: latent_channels must be 1")
-        self.encoder = _down_stack(3, arch.channels, 1, stages=2)
-        self.decoder = _up_stack(1, arch.channels, 3, stages=2)
+        self.encoder, self.decoder = _quarter_size_transforms(arch)
 
     def encode_features(self, x: Tensor) -> Tensor:
         return (F.avg_pool2d(_luma(x), 4) + self.encoder(x)).clamp(0, 1)
@@ -223,10 +229,11 @@ class Autoencoder(_EightBitFeatures):
 class LossyCAE(StudyCodec):
     """Image -> n binary maps at 1/4 size -> image (the study's lossy compressive autoencoder)."""
 
+    bits_per_value = 1
+
     def __init__(self, arch) -> None:  # noqa: ANN001
         super().__init__(arch)
-        self.encoder = _down_stack(3, arch.channels, arch.latent_channels, stages=2)
-        self.decoder = _up_stack(arch.latent_channels, arch.channels, 3, stages=2)
+        self.encoder, self.decoder = _quarter_size_transforms(arch)
 
     # With the encoder's small initial outputs, tanh stays near 0 and every stochastic bit is a
     # coin flip: the decoder sees noise and learns nothing for hundreds of steps. A fixed gain of
@@ -247,10 +254,6 @@ class LossyCAE(StudyCodec):
 
     def _unpack(self, data: bytes, shape: tuple[int, int, int]) -> Tensor:
         return torch.from_numpy(decode_binary_maps(data, shape)).float() * 2 - 1
-
-    def raw_bits(self, height: int, width: int) -> int:
-        d = self.downsampling
-        return self.arch.latent_channels * (-(-height // d)) * (-(-width // d))
 
 
 class PatchDiscriminator(nn.Module):
