@@ -42,6 +42,7 @@ def _data_files():
         (f"share/{PACKAGE}/launch", _files("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", _files("config/*.yaml") + _files("config/*.rviz")),
         (f"share/{PACKAGE}/config/models", _files("config/models/*.yaml")),
+        (f"share/{PACKAGE}/config/multitask", _files("config/multitask/*.yaml")),
     ]
     return [(target, files) for target, files in entries if files]
 
@@ -62,7 +63,8 @@ setup(
         ],
     ),
     package_data={
-        "imgcomp": ["weights/*.pt", "weights/*.md", "weights/*.json", "msg/*.msg"],
+        "imgcomp": ["weights/*.pt", "weights/*.md", "weights/*.json",
+                    "weights/multitask/*.pt", "weights/multitask/*.md", "weights/multitask/*.json", "msg/*.msg"],
     },
     data_files=_data_files(),
     install_requires=_requirements(),
@@ -76,6 +78,7 @@ setup(
             "imgcomp = imgcomp.cli:main",
             "encoder_node = imgcomp_encoder.node:main",
             "decoder_node = imgcomp_decoder.node:main",
+            "multitask_node = imgcomp_decoder.multitask_node:main",
         ],
     },
 )

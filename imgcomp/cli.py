@@ -10,6 +10,10 @@ from pathlib import Path
 def _cmd_train(args: argparse.Namespace) -> int:
     import torch
 
+    from imgcomp.multitask.train import is_multitask_config
+
+    if is_multitask_config(args.config):
+        return _train_multitask(args)
     from imgcomp.train import TrainConfig, train
 
     config = TrainConfig.from_yaml(args.config)
@@ -28,6 +32,32 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from imgcomp.models.registry import WEIGHTS_DIR, export_weights
 
         print(f"exported: {export_weights(checkpoint, out_dir=args.export_dir or WEIGHTS_DIR)}")
+    return 0
+
+
+def _train_multitask(args: argparse.Namespace) -> int:
+    import torch
+
+    from imgcomp.multitask.train import MultiTaskTrainConfig, train_multitask
+
+    config = MultiTaskTrainConfig.from_yaml(args.config)
+    if args.steps is not None:
+        config.steps = args.steps
+    if args.run_dir is not None:
+        config.run_dir = str(args.run_dir)
+    for key in ("batch_size", "lr"):
+        if getattr(args, key) is not None:
+            setattr(config, key, getattr(args, key))
+    if args.crop is not None or args.init_from is not None:
+        raise SystemExit("--crop and --init-from apply to codecs, not to multi-task heads")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    checkpoint = train_multitask(config, device=args.device, resume=args.resume, max_minutes=args.max_minutes)
+    print(f"checkpoint: {checkpoint}")
+    if args.export or args.export_dir:
+        from imgcomp.multitask.weights import HEADS_DIR, export_head
+
+        print(f"exported: {export_head(checkpoint, out_dir=args.export_dir or HEADS_DIR)}")
     return 0
 
 
@@ -140,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imgcomp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train a codec from a YAML config")
+    p = sub.add_parser("train", help="train a codec or a multi-task head from a YAML config")
     p.add_argument("--config", required=True, type=Path)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--resume", action="store_true", help="continue from runs/<name>/last.pt")
@@ -206,8 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_bench_rate)
 
     from imgcomp.bag_cli import register_bag_commands
+    from imgcomp.multitask.cli import register_multitask_commands
 
     register_bag_commands(sub)
+    register_multitask_commands(sub)
 
     p = sub.add_parser("demo", help="vtest.avi through encoder, MCAP bag and decoder, with a report")
     p.add_argument("--video", type=Path, default=Path("data/video/vtest.avi"))

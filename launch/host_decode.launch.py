@@ -1,9 +1,12 @@
-"""Host side: the imgcomp decoder, optionally rviz2.
+"""Host side: the imgcomp decoder, optionally the multi-task node and rviz2.
 
-    ros2 launch imgcomp host_decode.launch.py rviz:=true
+    ros2 launch imgcomp host_decode.launch.py rviz:=true multitask:=true
 
 Decodes `features_topic` (imgcomp_msgs/CompressedFeatures) to `output_topic`
-(sensor_msgs/Image, the source's size, encoding, stamp and frame_id).
+(sensor_msgs/Image, the source's size, encoding, stamp and frame_id). With multitask:=true the
+multi-task node also reads `features_topic` and publishes depth, segmentation and normals under
+`perception_ns` (depth, segmentation, segmentation/color, normals, normals/color) without
+decoding the image.
 """
 
 from pathlib import Path
@@ -40,6 +43,33 @@ def _decoder(context):
                 ("camera/image_raw/imgcomp", features_topic),
                 ("camera/image_decoded", LaunchConfiguration("output_topic").perform(context)),
             ],
+        ),
+    ]
+
+
+def _multitask(context):
+    ns = LaunchConfiguration("perception_ns").perform(context).rstrip("/")
+    parameters = [LaunchConfiguration("multitask_params_file").perform(context)]
+    device = LaunchConfiguration("device").perform(context)
+    if device:
+        parameters.append({"device": device})
+    return [
+        Node(
+            package="imgcomp",
+            executable="multitask_node",
+            sigterm_timeout="15",
+            name="imgcomp_multitask",
+            output="screen",
+            parameters=parameters,
+            remappings=[
+                ("camera/image_raw/imgcomp", LaunchConfiguration("features_topic").perform(context)),
+                ("camera/depth", f"{ns}/depth"),
+                ("camera/segmentation", f"{ns}/segmentation"),
+                ("camera/segmentation/color", f"{ns}/segmentation/color"),
+                ("camera/normals", f"{ns}/normals"),
+                ("camera/normals/color", f"{ns}/normals/color"),
+            ],
+            condition=IfCondition(LaunchConfiguration("multitask")),
         ),
     ]
 
@@ -84,7 +114,23 @@ def generate_launch_description():
                 default_value="false",
                 description="true: start rviz2 with config/imgcomp.rviz (raw and decoded images side by side)",
             ),
+            DeclareLaunchArgument(
+                "multitask",
+                default_value="false",
+                description="true: also start the multi-task node (depth, segmentation, normals from the features)",
+            ),
+            DeclareLaunchArgument(
+                "perception_ns",
+                default_value="/camera",
+                description="the multi-task node publishes <perception_ns>/depth, /segmentation, /normals (+ /color views)",
+            ),
+            DeclareLaunchArgument(
+                "multitask_params_file",
+                default_value=PathJoinSubstitution([FindPackageShare("imgcomp"), "config", "multitask.yaml"]),
+                description="multi-task node parameter file (/**: ros__parameters: form)",
+            ),
             OpaqueFunction(function=_decoder),
+            OpaqueFunction(function=_multitask),
             Node(
                 package="rviz2",
                 executable="rviz2",

@@ -12,14 +12,16 @@ import pytest
 import yaml
 
 from imgcomp.nodes_core import rejections
-from imgcomp.nodes_core.params import DECODER_PARAMS, ENCODER_PARAMS, ParamSpec, check
+from imgcomp.nodes_core.params import DECODER_PARAMS, ENCODER_PARAMS, MULTITASK_PARAMS, ParamSpec, check
 
 REPO = Path(__file__).resolve().parent.parent
 LAUNCH = REPO / "launch"
 DOCS = REPO / "docs" / "ros.md"
 
 
-@pytest.mark.parametrize("name, specs", [("encoder", ENCODER_PARAMS), ("decoder", DECODER_PARAMS)])
+@pytest.mark.parametrize(
+    "name, specs", [("encoder", ENCODER_PARAMS), ("decoder", DECODER_PARAMS), ("multitask", MULTITASK_PARAMS)]
+)
 def test_parameter_files_match_the_specs(name: str, specs: tuple[ParamSpec, ...]) -> None:
     data = yaml.safe_load((REPO / "config" / f"{name}.yaml").read_text())
     assert list(data) == ["/**"] and list(data["/**"]) == ["ros__parameters"]
@@ -31,13 +33,15 @@ def test_parameter_files_match_the_specs(name: str, specs: tuple[ParamSpec, ...]
 
 
 def test_specs_are_documented_and_consistent() -> None:
-    for spec in ENCODER_PARAMS + DECODER_PARAMS:
+    for spec in ENCODER_PARAMS + DECODER_PARAMS + MULTITASK_PARAMS:
         assert spec.description and check(spec, spec.default) is None, spec.name
         if spec.low is not None:
             assert spec.high is not None and spec.low <= spec.high
     assert check(ENCODER_PARAMS[1], 0) is not None  # quality below range
     assert "unknown model" in check(ENCODER_PARAMS[0], "no-such-model")
     assert "must be a float" in check(next(s for s in ENCODER_PARAMS if s.name == "target_bitrate_kbps"), 500)
+    head = next(s for s in MULTITASK_PARAMS if s.name == "head")
+    assert "unknown multi-task head" in check(head, "multitask-original")  # cannot be fed by a payload
 
 
 def _calls(tree: ast.AST, name: str) -> list[ast.Call]:
@@ -92,8 +96,10 @@ def test_launch_arguments_and_wiring() -> None:
     assert decode["output_topic"] == "/camera/image_decoded"
     text = (LAUNCH / "host_decode.launch.py").read_text()
     for needle in ('executable="decoder_node"', 'executable="rviz2"', '"imgcomp.rviz"',
-                   'IfCondition(LaunchConfiguration("rviz"))'):
+                   'IfCondition(LaunchConfiguration("rviz"))', 'executable="multitask_node"',
+                   'IfCondition(LaunchConfiguration("multitask"))', '"multitask.yaml"'):
         assert needle in text
+    assert decode["multitask"] == "false" and decode["perception_ns"] == "/camera"
     record = _arguments(LAUNCH / "record.launch.py")
     assert record["topics"] == "/camera/image_raw/imgcomp" and record["storage"] == "mcap"
     assert '["ros2", "bag", "record", "-s", storage, "-o", out' in (LAUNCH / "record.launch.py").read_text()
@@ -116,6 +122,12 @@ def test_node_topics_match_the_launch_remappings_and_docs() -> None:
     assert encoder == {"INPUT_TOPIC": "camera/image_raw", "OUTPUT_TOPIC": "camera/image_raw/imgcomp"}
     assert decoder == {"INPUT_TOPIC": "camera/image_raw/imgcomp", "OUTPUT_TOPIC": "camera/image_decoded"}
     assert encoder["OUTPUT_TOPIC"] == decoder["INPUT_TOPIC"]
+    multitask = _node_topics(REPO / "imgcomp_decoder" / "multitask_node.py")
+    assert multitask["INPUT_TOPIC"] == encoder["OUTPUT_TOPIC"]
+    launch_text = (LAUNCH / "host_decode.launch.py").read_text()
+    docs_text = DOCS.read_text()
+    for topic in multitask.values():
+        assert f'("{topic}",' in launch_text and f"`{topic}`" in docs_text, topic
     remapped = (LAUNCH / "jetson_encode.launch.py").read_text() + (LAUNCH / "host_decode.launch.py").read_text()
     for topic in {*encoder.values(), *decoder.values()}:
         assert f'("{topic}",' in remapped, f"{topic} is not remapped by the launch files"
@@ -135,10 +147,10 @@ def test_rviz_config_shows_raw_and_decoded_images() -> None:
 def test_docs_cover_parameters_and_rejection_causes() -> None:
     docs = DOCS.read_text()
     assert "colcon build --base-paths" in docs and "imgcomp_msgs" in docs
-    for spec in ENCODER_PARAMS + DECODER_PARAMS:
+    for spec in ENCODER_PARAMS + DECODER_PARAMS + MULTITASK_PARAMS:
         assert f"| `{spec.name}` |" in docs, spec.name
     causes = [value for key, value in vars(rejections).items() if key.isupper() and isinstance(value, str)]
-    assert len(causes) == 9
+    assert len(causes) == 10
     for cause in causes:
         assert f"`{cause}`" in docs, cause
     for name in LAUNCH_FILES:

@@ -7,6 +7,7 @@
 * `fields`       - plain Image / CompressedFeatures field values
 * `encoder_core` - Image fields -> CompressedFeatures fields
 * `decoder_core` - CompressedFeatures fields -> Image fields
+* `multitask_core` - CompressedFeatures fields -> depth / segmentation / normals image fields
 * `params`       - the nodes' parameters (names, defaults, ranges, descriptions, checks)
 * `backend`      - which device / inference backend is really used, and why
 """
@@ -15,6 +16,7 @@ from imgcomp.nodes_core.backend import Choice, codec_factory, resolve_backend, r
 from imgcomp.nodes_core.decoder_core import DecoderCore
 from imgcomp.nodes_core.encoder_core import EncoderCore
 from imgcomp.nodes_core.fields import FeaturesFields, ImageFields
+from imgcomp.nodes_core.multitask_core import MultiTaskCore, PerceptionFields
 from imgcomp.nodes_core.latest_frame import LatestFrameMailbox, LatestFrameWorker
 from imgcomp.nodes_core.rate_control import RateController
 from imgcomp.nodes_core.rejections import Rejection, RejectionLog
@@ -28,6 +30,8 @@ __all__ = [
     "ImageFields",
     "LatestFrameMailbox",
     "LatestFrameWorker",
+    "MultiTaskCore",
+    "PerceptionFields",
     "RateController",
     "Rejection",
     "RejectionLog",

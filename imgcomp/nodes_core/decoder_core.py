@@ -26,11 +26,11 @@ import time
 from collections import OrderedDict
 from typing import Callable
 
-from imgcomp.bitstream import BitstreamError, FrameHeader, ModelMismatchError, unpack
+from imgcomp.bitstream import BitstreamError, ModelMismatchError, unpack
 from imgcomp.codec import DEFAULT_MODEL, Codec
 from imgcomp.image import ImageEncodingError, image_to_msg_fields
 from imgcomp.models.registry import available_models
-from imgcomp.nodes_core.fields import FeaturesFields, ImageFields
+from imgcomp.nodes_core.fields import FeaturesFields, ImageFields, header_disagreement
 from imgcomp.nodes_core.rejections import (
     DECODE_FAILED,
     MALFORMED_PAYLOAD,
@@ -106,20 +106,6 @@ class DecoderCore:
         self.stats.record_rejected(cause)
         return Rejection(cause, message)
 
-    @staticmethod
-    def _disagreement(fields: FeaturesFields, h: FrameHeader) -> str | None:
-        pairs = (
-            ("codec", fields.codec, h.model),
-            ("model_hash", fields.model_hash, h.model_hash),
-            ("height", fields.height, h.height),
-            ("width", fields.width, h.width),
-            ("encoding", fields.encoding, h.encoding),
-            ("quality", fields.quality, h.quality),
-            ("frame_type", fields.frame_type, h.frame_type),
-        )
-        wrong = [f"{name}={mine!r} but the payload says {theirs!r}" for name, mine, theirs in pairs if mine != theirs]
-        return "message fields disagree with the payload header: " + "; ".join(wrong) if wrong else None
-
     def _codec_for(self, model: str) -> Codec | Rejection:
         with self._lock:
             codec = self._codecs.get(model)
@@ -149,7 +135,7 @@ class DecoderCore:
         except (TypeError, ValueError) as exc:
             return self._reject(MALFORMED_PAYLOAD, f"payload is not bytes: {exc}")
         header = frame.header
-        disagreement = self._disagreement(fields, header)
+        disagreement = header_disagreement(fields, header)
         if disagreement:
             return self._reject(MALFORMED_PAYLOAD, disagreement)
         codec = self._codec_for(header.model)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FeaturesFields", "ImageFields"]
+__all__ = ["FeaturesFields", "ImageFields", "header_disagreement"]
 
 
 @dataclass(frozen=True)
@@ -73,3 +73,19 @@ class FeaturesFields:
             stamp=msg.header.stamp,
             frame_id=msg.header.frame_id,
         )
+
+
+def header_disagreement(fields: FeaturesFields, header: Any) -> str | None:
+    """Why the message fields contradict the payload's own header (an imgcomp.bitstream
+    FrameHeader), or None when they agree."""
+    pairs = (
+        ("codec", fields.codec, header.model),
+        ("model_hash", fields.model_hash, header.model_hash),
+        ("height", fields.height, header.height),
+        ("width", fields.width, header.width),
+        ("encoding", fields.encoding, header.encoding),
+        ("quality", fields.quality, header.quality),
+        ("frame_type", fields.frame_type, header.frame_type),
+    )
+    wrong = [f"{name}={mine!r} but the payload says {theirs!r}" for name, mine, theirs in pairs if mine != theirs]
+    return "message fields disagree with the payload header: " + "; ".join(wrong) if wrong else None

@@ -16,7 +16,7 @@ from imgcomp.codec import DEFAULT_MODEL
 from imgcomp.models.registry import available_models, load_manifest
 from imgcomp.nodes_core.backend import BACKENDS, DEVICES
 
-__all__ = ["DECODER_PARAMS", "ENCODER_PARAMS", "ParamSpec", "check", "max_levels"]
+__all__ = ["DECODER_PARAMS", "ENCODER_PARAMS", "MULTITASK_PARAMS", "ParamSpec", "check", "max_levels"]
 
 Value = Union[bool, int, float, str]
 
@@ -65,6 +65,17 @@ def check(spec: ParamSpec, value: Value) -> str | None:
         return f"{spec.name} must be one of {', '.join(spec.choices)}, got {value!r}"
     if spec.name == "model":
         return _model_choice(value)  # type: ignore[arg-type]
+    if spec.name == "head":
+        return _head_choice(value)  # type: ignore[arg-type]
+    return None
+
+
+def _head_choice(value: str) -> str | None:
+    from imgcomp.multitask.weights import load_head_manifest
+
+    usable = sorted(n for n, e in load_head_manifest().items() if e["input"] in ("latent", "decoded"))
+    if value not in usable:
+        return f"unknown multi-task head {value!r}; heads that read a payload: {', '.join(usable) or 'none'}"
     return None
 
 
@@ -181,6 +192,22 @@ DECODER_PARAMS: tuple[ParamSpec, ...] = (
         high=16,
         read_only=True,
     ),
+    _THREADS,
+    _DIAG,
+)
+
+MULTITASK_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec(
+        "head",
+        "multitask-latent",
+        "Shipped multi-task head (imgcomp/weights/multitask/manifest.json). multitask-latent reads "
+        "the entropy-decoded latent and never runs the synthesis transform; multitask-decoded "
+        "decodes the image first (the slower baseline). The head fixes the codec the payloads must "
+        "come from. Read-only.",
+        read_only=True,
+        constraints="a shipped head that reads a payload",
+    ),
+    _DEVICE,
     _THREADS,
     _DIAG,
 )

@@ -18,6 +18,7 @@ __all__ = [
     "BAD_IMAGE",
     "DECODE_FAILED",
     "ENCODE_FAILED",
+    "HEAD_MISMATCH",
     "MALFORMED_PAYLOAD",
     "MODEL_MISMATCH",
     "MODEL_UNAVAILABLE",
@@ -39,6 +40,8 @@ MODEL_MISMATCH = "model_mismatch"  # payload's weights hash differs from the shi
 UNKNOWN_MODEL = "unknown_model"  # payload names a model that is not shipped
 MODEL_UNAVAILABLE = "model_unavailable"  # shipped model could not be loaded (weights missing)
 DECODE_FAILED = "decode_failed"  # the codec failed on a payload that parsed
+# multi-task node: the payload's codec is not the one the perception head was trained on
+HEAD_MISMATCH = "head_mismatch"
 
 
 @dataclass(frozen=True)

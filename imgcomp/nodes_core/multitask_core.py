@@ -1,0 +1,128 @@
+"""The multi-task node's work without ROS: CompressedFeatures fields in, perception images out.
+
+`MultiTaskCore.process()` parses the payload strictly, checks the message fields against its
+header and that the payload comes from the codec (name and weights) the head was trained on,
+then runs the head on the entropy-decoded latent (no synthesis transform) and returns five
+images with the source's stamp and frame_id:
+
+* depth ``32FC1`` metres; segmentation ``mono8`` class ids (imgcomp.scenes.CLASSES) and its
+  ``rgb8`` colouring; normals ``32FC3`` (camera frame, unit) and their ``rgb8`` view ((n+1)/2).
+
+It never raises for a bad message; it returns a `Rejection` (``malformed_payload``,
+``head_mismatch`` for a payload of another codec, ``model_mismatch`` for other weights of the
+same codec, ``decode_failed``) and counts it in `stats`. The next valid frame goes through.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import numpy as np
+
+from imgcomp.bitstream import BitstreamError, ModelMismatchError, unpack
+from imgcomp.nodes_core.fields import FeaturesFields, ImageFields, header_disagreement
+from imgcomp.nodes_core.rejections import DECODE_FAILED, HEAD_MISMATCH, MALFORMED_PAYLOAD, MODEL_MISMATCH, Rejection
+from imgcomp.nodes_core.stats import StreamStats
+from imgcomp.scenes.preview import PALETTE, colorize_normals
+
+__all__ = ["MultiTaskCore", "PerceptionFields"]
+
+
+class _Perceiver(Protocol):  # imgcomp.multitask.predictor.Perceiver
+    head_name: str
+    codec_name: str
+    codec_hash: str
+
+    def perceive(self, payload: bytes): ...
+
+
+@dataclass(frozen=True)
+class PerceptionFields:
+    depth: ImageFields  # 32FC1, metres
+    labels: ImageFields  # mono8 class ids
+    labels_color: ImageFields  # rgb8
+    normals: ImageFields  # 32FC3
+    normals_color: ImageFields  # rgb8
+
+
+def _image(array: np.ndarray, encoding: str, fields: FeaturesFields) -> ImageFields:
+    array = np.ascontiguousarray(array)
+    if array.dtype == np.float32 and sys.byteorder != "little":
+        array = array.astype("<f4")
+    height, width = array.shape[:2]
+    return ImageFields(
+        data=array.tobytes(), height=height, width=width, encoding=encoding,
+        step=array.nbytes // height, is_bigendian=0, stamp=fields.stamp, frame_id=fields.frame_id,
+    )
+
+
+class MultiTaskCore:
+    """See the module docstring. `perceiver` is a loaded `imgcomp.multitask.Perceiver`."""
+
+    def __init__(
+        self,
+        perceiver: _Perceiver,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        stats: StreamStats | None = None,
+    ) -> None:
+        self.perceiver = perceiver
+        self._clock = clock
+        self.stats = stats if stats is not None else StreamStats("perceive", clock=clock)
+        self.last_timing_ms: tuple[float, float] | None = None
+
+    def _reject(self, cause: str, message: str) -> Rejection:
+        self.stats.record_rejected(cause)
+        return Rejection(cause, message)
+
+    def process(self, fields: FeaturesFields) -> PerceptionFields | Rejection:
+        started = self._clock()
+        try:
+            header = unpack(fields.data).header
+        except BitstreamError as exc:
+            return self._reject(MALFORMED_PAYLOAD, str(exc))
+        except (TypeError, ValueError) as exc:
+            return self._reject(MALFORMED_PAYLOAD, f"payload is not bytes: {exc}")
+        disagreement = header_disagreement(fields, header)
+        if disagreement:
+            return self._reject(MALFORMED_PAYLOAD, disagreement)
+        p = self.perceiver
+        if header.model != p.codec_name:
+            return self._reject(
+                HEAD_MISMATCH,
+                f"head {p.head_name} reads {p.codec_name} features; this payload is from {header.model} "
+                f"(set the encoder's model to {p.codec_name})",
+            )
+        try:
+            result = p.perceive(fields.data)
+        except ModelMismatchError as exc:
+            return self._reject(MODEL_MISMATCH, str(exc))
+        except BitstreamError as exc:
+            return self._reject(MALFORMED_PAYLOAD, str(exc))
+        except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the stream
+            return self._reject(DECODE_FAILED, f"{type(exc).__name__}: {exc}")
+        self.last_timing_ms = (result.decode_ms, result.head_ms)
+        out = PerceptionFields(
+            depth=_image(result.depth.astype(np.float32), "32FC1", fields),
+            labels=_image(result.labels, "mono8", fields),
+            labels_color=_image(PALETTE[result.labels], "rgb8", fields),
+            normals=_image(result.normals.astype(np.float32), "32FC3", fields),
+            normals_color=_image(colorize_normals(result.normals), "rgb8", fields),
+        )
+        self.stats.record_output(len(fields.data), header.height * header.width, self._clock() - started)
+        return out
+
+    def diagnostics(self) -> dict[str, str]:
+        out = self.stats.snapshot()
+        out["head"] = self.perceiver.head_name
+        out["codec"] = f"{self.perceiver.codec_name} ({self.perceiver.codec_hash})"
+        if self.last_timing_ms:
+            out["last_decode_ms"] = f"{self.last_timing_ms[0]:.1f}"
+            out["last_head_ms"] = f"{self.last_timing_ms[1]:.1f}"
+        return out
+
+    def status(self) -> tuple[int, str]:
+        return self.stats.status()

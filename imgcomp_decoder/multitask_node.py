@@ -1,0 +1,131 @@
+"""imgcomp multi-task node: imgcomp_msgs/CompressedFeatures in; depth, segmentation and normals out.
+
+Run: ``ros2 run imgcomp multitask_node --ros-args --params-file config/multitask.yaml``
+or ``ros2 launch imgcomp host_decode.launch.py multitask:=true``.
+
+The head reads the entropy-decoded latent of each payload (``Codec.decode_latent``): the image
+is never reconstructed. Topics (relative names, remappable):
+
+* subscribes ``camera/image_raw/imgcomp`` (imgcomp_msgs/CompressedFeatures), sensor-data QoS
+* publishes, each with the source image's stamp and frame_id, reliable, keep last 5:
+  ``camera/depth`` (sensor_msgs/Image ``32FC1``, metres), ``camera/segmentation`` (``mono8``
+  class ids: 0 floor, 1 wall, 2 ceiling, 3 box, 4 cylinder, 5 sphere),
+  ``camera/segmentation/color`` (``rgb8``), ``camera/normals`` (``32FC3``, unit, camera
+  frame: x right, y down, z forward) and ``camera/normals/color`` (``rgb8``, (n + 1) / 2)
+* publishes ``/diagnostics`` every ``diagnostics_period_s``
+
+A malformed payload, one from another codec than the head's (``head_mismatch``) or from other
+weights (``model_mismatch``) is rejected, counted in the diagnostics and logged once per cause
+every 10 s; the next valid frame goes through.
+
+Parameters: see `imgcomp.nodes_core.params.MULTITASK_PARAMS` and docs/ros.md.
+"""
+
+from __future__ import annotations
+
+import array
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import Image
+
+from imgcomp_msgs.msg import CompressedFeatures
+
+from imgcomp.nodes_core import FeaturesFields, ImageFields, LatestFrameWorker, MultiTaskCore, Rejection, RejectionLog
+from imgcomp.nodes_core.params import MULTITASK_PARAMS
+from imgcomp_encoder.rosutil import (
+    CodecNodeMixin,
+    DIAGNOSTICS_TOPIC,
+    OUTPUT_QOS,
+    check_values,
+    declare,
+    run_node,
+    setup_compute,
+)
+
+INPUT_TOPIC = "camera/image_raw/imgcomp"
+DEPTH_TOPIC = "camera/depth"
+SEGMENTATION_TOPIC = "camera/segmentation"
+SEGMENTATION_COLOR_TOPIC = "camera/segmentation/color"
+NORMALS_TOPIC = "camera/normals"
+NORMALS_COLOR_TOPIC = "camera/normals/color"
+LOG_THROTTLE_S = CodecNodeMixin.LOG_THROTTLE_S
+
+
+class MultiTaskNode(CodecNodeMixin, Node):
+    ROLE = "multitask"
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("imgcomp_multitask", **kwargs)
+        params = declare(self, MULTITASK_PARAMS)
+        check_values(self, MULTITASK_PARAMS)
+        # The head and the latent's entropy decoding run on torch; no exported backends here.
+        self._backend, self._device = setup_compute(self, {**params, "backend": "torch"})
+
+        from imgcomp.multitask.predictor import Perceiver
+
+        self._core = MultiTaskCore(Perceiver(params["head"], device=self._device.used))
+        self._rejections = RejectionLog(LOG_THROTTLE_S)
+        options = QoSOverridingOptions.with_default_policies()
+        self._pubs = {
+            key: self.create_publisher(Image, topic, OUTPUT_QOS, qos_overriding_options=options)
+            for key, topic in (
+                ("depth", DEPTH_TOPIC),
+                ("labels", SEGMENTATION_TOPIC),
+                ("labels_color", SEGMENTATION_COLOR_TOPIC),
+                ("normals", NORMALS_TOPIC),
+                ("normals_color", NORMALS_COLOR_TOPIC),
+            )
+        }
+        self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
+        self._worker: LatestFrameWorker[CompressedFeatures] = LatestFrameWorker(
+            self._perceive, name="imgcomp-multitask",
+            on_drop=self._core.stats.record_dropped, on_error=self._on_worker_error,
+        ).start()
+        self._sub = self.create_subscription(
+            CompressedFeatures, INPUT_TOPIC, self._on_features, qos_profile_sensor_data,
+            qos_overriding_options=options,
+        )
+        self._diag_timer = self.create_timer(params["diagnostics_period_s"], self._publish_diagnostics)
+        perceiver = self._core.perceiver
+        self.get_logger().info(
+            f"{perceiver.head_name} on {perceiver.codec_name} features: {self._sub.topic_name} -> "
+            + ", ".join(p.topic_name for p in self._pubs.values())
+        )
+
+    def _on_features(self, msg: CompressedFeatures) -> None:
+        self._core.stats.record_input()
+        self._worker.put(msg)
+
+    def _perceive(self, msg: CompressedFeatures) -> None:
+        result = self._core.process(FeaturesFields.from_msg(msg))
+        if isinstance(result, Rejection):
+            line = self._rejections.report(result, "payload")
+            if line:
+                self.get_logger().warning(line)
+            return
+        for key, pub in self._pubs.items():
+            pub.publish(self._image_msg(msg, getattr(result, key)))
+
+    @staticmethod
+    def _image_msg(features: CompressedFeatures, f: ImageFields) -> Image:
+        out = Image()
+        out.header = features.header
+        out.height = f.height
+        out.width = f.width
+        out.encoding = f.encoding
+        out.is_bigendian = f.is_bigendian
+        out.step = f.step
+        out.data = array.array("B", f.data)
+        return out
+
+
+def main(args: list[str] | None = None) -> None:
+    run_node(MultiTaskNode, args)
+
+
+if __name__ == "__main__":
+    main()
