@@ -74,14 +74,29 @@ def _multitask(context):
     ]
 
 
-def _rviz_config() -> str:
-    """config/imgcomp.rviz from the installed share folder, or beside this file in a checkout."""
-    local = Path(__file__).resolve().parent.parent / "config" / "imgcomp.rviz"
-    return str(local) if local.is_file() else ""
+def _rviz_config(name: str):
+    """config/<name> from a checkout beside this file, else from the installed share folder."""
+    local = Path(__file__).resolve().parent.parent / "config" / name
+    return str(local) if local.is_file() else PathJoinSubstitution([FindPackageShare("imgcomp"), "config", name])
+
+
+def _rviz(context):
+    """rviz2 with the raw and decoded images, or with decoded, depth, segmentation and normals
+    when the multi-task node runs too."""
+    multitask = LaunchConfiguration("multitask").perform(context).lower() in ("true", "1", "yes")
+    config = _rviz_config("imgcomp_perception.rviz" if multitask else "imgcomp.rviz")
+    return [
+        Node(
+            package="rviz2",
+            executable="rviz2",
+            name="rviz2",
+            arguments=["-d", config],
+            condition=IfCondition(LaunchConfiguration("rviz")),
+        )
+    ]
 
 
 def generate_launch_description():
-    rviz_config = _rviz_config() or PathJoinSubstitution([FindPackageShare("imgcomp"), "config", "imgcomp.rviz"])
     return LaunchDescription(
         [
             DeclareLaunchArgument(
@@ -112,7 +127,8 @@ def generate_launch_description():
             DeclareLaunchArgument(
                 "rviz",
                 default_value="false",
-                description="true: start rviz2 with config/imgcomp.rviz (raw and decoded images side by side)",
+                description="true: start rviz2 with config/imgcomp.rviz (raw and decoded images), or with "
+                "imgcomp_perception.rviz (decoded, depth, segmentation, normals) when multitask:=true",
             ),
             DeclareLaunchArgument(
                 "multitask",
@@ -131,12 +147,6 @@ def generate_launch_description():
             ),
             OpaqueFunction(function=_decoder),
             OpaqueFunction(function=_multitask),
-            Node(
-                package="rviz2",
-                executable="rviz2",
-                name="rviz2",
-                arguments=["-d", rviz_config],
-                condition=IfCondition(LaunchConfiguration("rviz")),
-            ),
+            OpaqueFunction(function=_rviz),
         ]
     )

@@ -1,7 +1,7 @@
 """Encoder and decoder on one machine: camera -> features -> decoded image, for trying the
 codec, tuning quality or bitrate, and the launch tests.
 
-    ros2 launch imgcomp loopback.launch.py camera_topic:=/camera/image_raw rviz:=true
+    ros2 launch imgcomp loopback.launch.py camera_topic:=/camera/image_raw rviz:=true [multitask:=true]
 
 Topics: `<camera_topic>` -> `<camera_topic>/imgcomp` -> `output_topic`.
 """
@@ -51,6 +51,11 @@ def generate_launch_description():
                 default_value="false",
                 description="true: start rviz2 with raw and decoded images side by side",
             ),
+            DeclareLaunchArgument(
+                "multitask",
+                default_value="false",
+                description="true: also run the multi-task node (depth, segmentation, normals under /camera)",
+            ),
             IncludeLaunchDescription(
                 PythonLaunchDescriptionSource(str(HERE / "jetson_encode.launch.py")),
                 launch_arguments={
@@ -68,6 +73,7 @@ def generate_launch_description():
                     "model": LaunchConfiguration("model"),
                     "device": LaunchConfiguration("device"),
                     "rviz": LaunchConfiguration("rviz"),
+                    "multitask": LaunchConfiguration("multitask"),
                 }.items(),
             ),
         ]

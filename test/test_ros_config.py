@@ -136,12 +136,18 @@ def test_node_topics_match_the_launch_remappings_and_docs() -> None:
         assert f"`/{topic}`" in docs and f"`{topic}`" in docs
 
 
-def test_rviz_config_shows_raw_and_decoded_images() -> None:
-    config = yaml.safe_load((REPO / "config" / "imgcomp.rviz").read_text())
+@pytest.mark.parametrize("name, topics", [
+    ("imgcomp.rviz", {"/camera/image_raw", "/camera/image_decoded"}),
+    ("imgcomp_perception.rviz", {"/camera/image_decoded", "/camera/depth", "/camera/segmentation/color",
+                                 "/camera/normals/color"}),
+])
+def test_rviz_configs_show_their_images(name: str, topics: set[str]) -> None:
+    config = yaml.safe_load((REPO / "config" / name).read_text())
     displays = config["Visualization Manager"]["Displays"]
     images = {d["Topic"]["Value"] for d in displays if d["Class"] == "rviz_default_plugins/Image"}
-    assert images == {"/camera/image_raw", "/camera/image_decoded"}
+    assert images == topics
     assert all(d["Enabled"] for d in displays)
+    assert f'"{name}"' in (LAUNCH / "host_decode.launch.py").read_text()
 
 
 def test_docs_cover_parameters_and_rejection_causes() -> None:
