@@ -189,10 +189,11 @@ def test_exported_heads_load_verified_and_evaluate(pack, trained, tmp_path) -> N
     assert entry["input"] == "latent" and entry["codec"] == "hyperprior-mse" and entry["steps"] == 120
     assert "hyperprior-mse" in (heads_dir / "multitask-latent.md").read_text()
 
-    report = run_multitask_eval(quality=2, out_dir=tmp_path / "out", pack=pack, heads_dir=heads_dir, timing_frames=2)
+    report = run_multitask_eval(quality=2, out_dir=tmp_path / "out", pack=pack, heads_dir=heads_dir, timing_frames=2,
+                                camera_frames=1)
     assert set(report.rows) == {"latent", "decoded", "original"} and set(report.by_quality) == set(range(1, 7))
     assert all(0 <= report.rows[k]["miou"] <= 1 for k in report.rows)
-    assert set(report.timing_ms) == {"latent", "decoded"}
+    assert set(report.timing_ms) == set(report.camera_timing_ms) == {"latent", "decoded"}
     saved = json.loads((tmp_path / "out" / "multitask.json").read_text())
     assert saved["latent_vs_decoded"] == pytest.approx(report.gaps())
     assert "latent vs decoded" in (tmp_path / "out" / "multitask.md").read_text()

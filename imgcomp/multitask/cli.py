@@ -18,7 +18,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from imgcomp.multitask.evaluate import run_multitask_eval
 
     report = run_multitask_eval(
-        quality=args.quality, out_dir=args.out, pack=args.pack, timing_frames=args.timing_frames, sweep=not args.no_sweep
+        quality=args.quality, out_dir=args.out, pack=args.pack, timing_frames=args.timing_frames, sweep=not args.no_sweep,
+        camera_frames=args.camera_frames,
     )
     print(report.markdown())
     print(f"\nwrote {args.out}/multitask.md, multitask.json and grid.jpg")
@@ -45,5 +46,6 @@ def register_multitask_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pack", type=Path, help="pack folder (default: data/multitask/<codec>-256)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/multitask"))
     p.add_argument("--timing-frames", type=int, default=50)
+    p.add_argument("--camera-frames", type=int, default=20, help="640x480 frames timed as well (0: none)")
     p.add_argument("--no-sweep", action="store_true", help="skip the per-quality table")
     p.set_defaults(func=_cmd_eval)
