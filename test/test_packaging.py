@@ -23,6 +23,7 @@ ENTRY_POINTS = {
     "imgcomp": "imgcomp.cli:main",
     "encoder_node": "imgcomp_encoder.node:main",
     "decoder_node": "imgcomp_decoder.node:main",
+    "multitask_node": "imgcomp_decoder.multitask_node:main",
 }
 EXEC_DEPENDS = [
     "rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "imgcomp_msgs", "launch",
@@ -46,7 +47,8 @@ def _repo_files(pattern: str) -> list[Path]:
 def _shared_files() -> dict[str, Path]:
     """share/imgcomp/<relative path> -> source file, for what the checkout has."""
     files = {"package.xml": REPO / "package.xml"}
-    for pattern in ("launch/*.launch.py", "config/*.yaml", "config/*.rviz", "config/models/*.yaml"):
+    for pattern in ("launch/*.launch.py", "config/*.yaml", "config/*.rviz", "config/models/*.yaml",
+                    "config/multitask/*.yaml"):
         for path in _repo_files(pattern):
             files[path.relative_to(REPO).as_posix()] = path
     return files
@@ -55,7 +57,8 @@ def _shared_files() -> dict[str, Path]:
 def _package_files() -> list[str]:
     """Package data that must travel with the Python package (relative to site-packages)."""
     patterns = ("imgcomp/msg/*.msg", "imgcomp/weights/*.pt", "imgcomp/weights/*.md",
-                "imgcomp/weights/*.json", "imgcomp/rosmsg.py", "imgcomp_encoder/__init__.py",
+                "imgcomp/weights/*.json", "imgcomp/weights/multitask/*", "imgcomp/multitask/*.py",
+                "imgcomp/scenes/*.py", "imgcomp/rosmsg.py", "imgcomp_encoder/__init__.py",
                 "imgcomp_decoder/__init__.py")
     return [p.relative_to(REPO).as_posix() for pattern in patterns for p in _repo_files(pattern)]
 
