@@ -210,9 +210,6 @@ def test_exported_heads_load_verified_and_evaluate(pack, trained, tmp_path) -> N
 
 
 # ------------------------------------------------------- shipped head: payload -> perception
-shipped = pytest.mark.skipif("multitask-latent" not in available_heads(), reason="no shipped multi-task head")
-
-
 @pytest.fixture(scope="module")
 def perceiver(hyperprior_codec):
     from imgcomp.multitask.predictor import Perceiver
@@ -220,7 +217,6 @@ def perceiver(hyperprior_codec):
     return Perceiver("multitask-latent", codec_factory=lambda name: hyperprior_codec)
 
 
-@shipped
 @pytest.mark.parametrize("shape", [(75, 101, 3), (48, 64), (256, 256, 3)])
 def test_shipped_head_perceives_payloads_of_any_size(perceiver, hyperprior_codec, real_images, shape) -> None:
     photo = next(iter(real_images.values()))
@@ -237,7 +233,6 @@ def test_shipped_head_perceives_payloads_of_any_size(perceiver, hyperprior_codec
     np.testing.assert_allclose(p.depth, direct["depth"][0, 0].numpy(), rtol=1e-5)
 
 
-@shipped
 def test_shipped_head_is_tied_to_its_codec_weights(perceiver) -> None:
     entry = perceiver.entry
     assert entry["codec"] == "hyperprior-mse" and entry["codec_hash"] == perceiver.codec.model_hash
@@ -250,7 +245,6 @@ def _features(codec, image: np.ndarray, quality: int = 3) -> FeaturesFields:
                           width=h.width, encoding=h.encoding, stamp=(12, 34), frame_id="cam")
 
 
-@shipped
 def test_core_publishes_five_images_and_survives_bad_payloads(perceiver, hyperprior_codec, factorized_codec) -> None:
     from imgcomp.scenes import render_scene
 

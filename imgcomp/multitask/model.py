@@ -2,7 +2,10 @@
 
 Three inputs share one architecture after the stem, so that they compare fairly:
 
-* ``latent``   - the codec's de-gained quantized latent (M x H/16 x W/16): a 1x1 projection;
+* ``latent``   - the codec's de-gained quantized latent (M x H/16 x W/16): a 1x1 projection,
+  optionally followed by `stem_blocks` residual blocks (two of them make the latent stem about
+  as deep and as costly as the image stem, which the decoded image gets for free in the
+  pre-trained synthesis transform);
 * ``decoded``  - the decoded image: four stride-2 conv layers down to H/16;
 * ``original`` - the original image: the same image stem.
 
@@ -31,6 +34,7 @@ class HeadConfig:
     num_classes: int = 6
     width: int = 96
     blocks: int = 3
+    stem_blocks: int = 0  # residual blocks at 1/16 scale after the latent's 1x1 projection
 
     def __post_init__(self) -> None:
         if self.input not in INPUTS:
@@ -84,8 +88,12 @@ class MultiTaskHead(nn.Module):
             # Latent channels differ in scale by orders of magnitude; a fixed per-channel scale
             # (set from training data) keeps the first layer well conditioned.
             self.register_buffer("input_scale", torch.ones(config.latent_channels))
-            self.stem = _conv(config.latent_channels, c, kernel=1)
+            projection = _conv(config.latent_channels, c, kernel=1)
+            self.stem = (nn.Sequential(projection, *[_Residual(c, dilation=1) for _ in range(config.stem_blocks)])
+                         if config.stem_blocks else projection)
         else:
+            if config.stem_blocks:
+                raise ValueError("stem_blocks applies to the latent input (the image stem is fixed)")
             self.register_buffer("input_scale", torch.ones(3))
             self.stem = nn.Sequential(_conv(3, 24, 2), _conv(24, 48, 2), _conv(48, 64, 2), _conv(64, c, 2))
         self.trunk = nn.Sequential(*[_Residual(c, dilation=1 + (i % 2)) for i in range(config.blocks)])
