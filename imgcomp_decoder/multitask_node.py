@@ -23,9 +23,7 @@ Parameters: see `imgcomp.nodes_core.params.MULTITASK_PARAMS` and docs/ros.md.
 
 from __future__ import annotations
 
-import array
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -34,7 +32,7 @@ from sensor_msgs.msg import Image
 
 from imgcomp_msgs.msg import CompressedFeatures
 
-from imgcomp.nodes_core import FeaturesFields, ImageFields, LatestFrameWorker, MultiTaskCore, Rejection, RejectionLog
+from imgcomp.nodes_core import FeaturesFields, LatestFrameWorker, MultiTaskCore, Rejection, RejectionLog
 from imgcomp.nodes_core.params import MULTITASK_PARAMS
 from imgcomp_encoder.rosutil import (
     CodecNodeMixin,
@@ -42,6 +40,7 @@ from imgcomp_encoder.rosutil import (
     OUTPUT_QOS,
     check_values,
     declare,
+    image_msg,
     run_node,
     setup_compute,
 )
@@ -108,19 +107,7 @@ class MultiTaskNode(CodecNodeMixin, Node):
                 self.get_logger().warning(line)
             return
         for key, pub in self._pubs.items():
-            pub.publish(self._image_msg(msg, getattr(result, key)))
-
-    @staticmethod
-    def _image_msg(features: CompressedFeatures, f: ImageFields) -> Image:
-        out = Image()
-        out.header = features.header
-        out.height = f.height
-        out.width = f.width
-        out.encoding = f.encoding
-        out.is_bigendian = f.is_bigendian
-        out.step = f.step
-        out.data = array.array("B", f.data)
-        return out
+            pub.publish(image_msg(msg.header, getattr(result, key)))
 
 
 def main(args: list[str] | None = None) -> None:

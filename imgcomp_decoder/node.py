@@ -25,7 +25,6 @@ Parameters: see `imgcomp.nodes_core.params.DECODER_PARAMS` and docs/ros.md.
 
 from __future__ import annotations
 
-import array
 import threading
 
 import rclpy
@@ -41,7 +40,6 @@ from imgcomp_msgs.msg import CompressedFeatures
 from imgcomp.nodes_core import (
     DecoderCore,
     FeaturesFields,
-    ImageFields,
     LatestFrameWorker,
     Rejection,
     RejectionLog,
@@ -55,6 +53,7 @@ from imgcomp_encoder.rosutil import (
     add_parameter_callbacks,
     check_values,
     declare,
+    image_msg,
     run_node,
     setup_compute,
 )
@@ -141,19 +140,7 @@ class DecoderNode(CodecNodeMixin, Node):
             if line:
                 self.get_logger().warning(line)
             return
-        self._pub.publish(self._image_msg(msg, result))
-
-    @staticmethod
-    def _image_msg(features: CompressedFeatures, f: ImageFields) -> Image:
-        out = Image()
-        out.header = features.header  # the source image's stamp and frame_id
-        out.height = f.height
-        out.width = f.width
-        out.encoding = f.encoding
-        out.is_bigendian = f.is_bigendian
-        out.step = f.step
-        out.data = array.array("B", f.data)  # from bytes: one memcpy, no per-element checks
-        return out
+        self._pub.publish(image_msg(msg.header, result))
 
 
 def main(args: list[str] | None = None) -> None:

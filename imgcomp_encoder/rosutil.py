@@ -5,8 +5,9 @@ Everything here is glue; the logic it glues lives in `imgcomp.nodes_core`.
 
 from __future__ import annotations
 
+import array
 import signal
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -15,8 +16,9 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
 
-from imgcomp.nodes_core import Choice, resolve_backend, resolve_device, set_cpu_threads
+from imgcomp.nodes_core import Choice, ImageFields, resolve_backend, resolve_device, set_cpu_threads
 from imgcomp.nodes_core.params import ParamSpec, check
 
 # Publishers of the nodes: reliable, small depth (a late frame is worth less than a new one).
@@ -27,6 +29,20 @@ OUTPUT_QOS = QoSProfile(
     durability=DurabilityPolicy.VOLATILE,
 )
 DIAGNOSTICS_TOPIC = "/diagnostics"
+
+
+def image_msg(header: Any, f: ImageFields) -> Image:
+    """A sensor_msgs/Image from core output fields, under the source message's header (stamp and
+    frame_id pass through)."""
+    out = Image()
+    out.header = header
+    out.height = f.height
+    out.width = f.width
+    out.encoding = f.encoding
+    out.is_bigendian = f.is_bigendian
+    out.step = f.step
+    out.data = array.array("B", f.data)  # from bytes: one memcpy, no per-element checks
+    return out
 
 
 def descriptor(spec: ParamSpec) -> ParameterDescriptor:

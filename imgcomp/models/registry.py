@@ -77,16 +77,20 @@ def _arch_from(record: dict[str, Any]) -> ArchConfig:
     return ArchConfig(**arch)
 
 
+def load_verified_file(path: Path, expected_sha256: str, what: str) -> tuple[dict[str, Any], str]:
+    """torch.load of a shipped weights file after checking its sha256; returns (payload, digest)."""
+    if not path.exists():
+        raise WeightsError(f"weights file {path} of {what} is missing")
+    digest = sha256_of(path)
+    if digest != expected_sha256:
+        raise WeightsError(f"weights file {path} has sha256 {digest}, the manifest expects {expected_sha256}")
+    return torch.load(path, map_location="cpu", weights_only=True), digest
+
+
 @lru_cache(maxsize=16)
 def _load_verified(name: str) -> tuple[GainedCodec, str]:
     entry = model_entry(name)
-    path = WEIGHTS_DIR / entry["file"]
-    if not path.exists():
-        raise WeightsError(f"weights file {path} of model {name!r} is missing")
-    digest = sha256_of(path)
-    if digest != entry["sha256"]:
-        raise WeightsError(f"weights file {path} has sha256 {digest}, the registry expects {entry['sha256']}")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload, digest = load_verified_file(WEIGHTS_DIR / entry["file"], entry["sha256"], f"model {name!r}")
     model = build_model(_arch_from(payload["arch"]))
     model.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in payload["state_dict"].items()})
     model.eval()

@@ -8,14 +8,13 @@ file does not match its registered sha256.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from imgcomp.models.registry import WEIGHTS_DIR, WeightsError, model_entry, sha256_of
+from imgcomp.models.registry import WEIGHTS_DIR, WeightsError, load_verified_file, model_entry, sha256_of
 from imgcomp.multitask.model import HeadConfig, MultiTaskHead
 
 HEADS_DIR = WEIGHTS_DIR / "multitask"
@@ -41,13 +40,7 @@ def head_entry(name: str, folder: Path = HEADS_DIR) -> dict[str, Any]:
 def load_head(name: str = DEFAULT_HEAD, folder: Path = HEADS_DIR) -> tuple[MultiTaskHead, dict[str, Any]]:
     """The verified head in eval mode (CPU) and its manifest entry."""
     entry = head_entry(name, folder)
-    path = folder / entry["file"]
-    if not path.exists():
-        raise WeightsError(f"weights file {path} of head {name!r} is missing")
-    digest = sha256_of(path)
-    if digest != entry["sha256"]:
-        raise WeightsError(f"weights file {path} has sha256 {digest}, the manifest expects {entry['sha256']}")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload, _ = load_verified_file(folder / entry["file"], entry["sha256"], f"head {name!r}")
     head = MultiTaskHead(HeadConfig(**payload["head"]))
     head.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
     return head.eval(), entry
@@ -111,7 +104,3 @@ def write_head_card(out_dir: Path, name: str, entry: dict[str, Any], measured: s
     path = out_dir / f"{name}.md"
     path.write_text("\n".join(lines))
     return path
-
-
-def head_config_dict(head: MultiTaskHead) -> dict[str, Any]:
-    return asdict(head.config)

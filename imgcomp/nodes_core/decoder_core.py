@@ -26,15 +26,12 @@ import time
 from collections import OrderedDict
 from typing import Callable
 
-from imgcomp.bitstream import BitstreamError, ModelMismatchError, unpack
 from imgcomp.codec import DEFAULT_MODEL, Codec
 from imgcomp.image import ImageEncodingError, image_to_msg_fields
 from imgcomp.models.registry import available_models
-from imgcomp.nodes_core.fields import FeaturesFields, ImageFields, header_disagreement
+from imgcomp.nodes_core.fields import FeaturesFields, ImageFields
+from imgcomp.nodes_core.payload import checked_header, codec_failure
 from imgcomp.nodes_core.rejections import (
-    DECODE_FAILED,
-    MALFORMED_PAYLOAD,
-    MODEL_MISMATCH,
     MODEL_UNAVAILABLE,
     UNKNOWN_MODEL,
     UNSUPPORTED_ENCODING,
@@ -103,8 +100,11 @@ class DecoderCore:
                 self._codecs.popitem(last=False)
 
     def _reject(self, cause: str, message: str) -> Rejection:
-        self.stats.record_rejected(cause)
-        return Rejection(cause, message)
+        return self._count(Rejection(cause, message))
+
+    def _count(self, rejection: Rejection) -> Rejection:
+        self.stats.record_rejected(rejection.cause)
+        return rejection
 
     def _codec_for(self, model: str) -> Codec | Rejection:
         with self._lock:
@@ -128,27 +128,16 @@ class DecoderCore:
 
     def process(self, fields: FeaturesFields) -> ImageFields | Rejection:
         started = self._clock()
-        try:
-            frame = unpack(fields.data)
-        except BitstreamError as exc:
-            return self._reject(MALFORMED_PAYLOAD, str(exc))
-        except (TypeError, ValueError) as exc:
-            return self._reject(MALFORMED_PAYLOAD, f"payload is not bytes: {exc}")
-        header = frame.header
-        disagreement = header_disagreement(fields, header)
-        if disagreement:
-            return self._reject(MALFORMED_PAYLOAD, disagreement)
+        header = checked_header(fields)
+        if isinstance(header, Rejection):
+            return self._count(header)
         codec = self._codec_for(header.model)
         if isinstance(codec, Rejection):
             return codec
         try:
             image = codec.decode(fields.data)
-        except ModelMismatchError as exc:
-            return self._reject(MODEL_MISMATCH, str(exc))
-        except BitstreamError as exc:
-            return self._reject(MALFORMED_PAYLOAD, str(exc))
         except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the stream
-            return self._reject(DECODE_FAILED, f"{type(exc).__name__}: {exc}")
+            return self._count(codec_failure(exc))
         try:
             data, height, width, encoding, step = image_to_msg_fields(image, header.encoding)
         except ImageEncodingError as exc:

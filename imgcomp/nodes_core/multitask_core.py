@@ -22,9 +22,9 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from imgcomp.bitstream import BitstreamError, ModelMismatchError, unpack
-from imgcomp.nodes_core.fields import FeaturesFields, ImageFields, header_disagreement
-from imgcomp.nodes_core.rejections import DECODE_FAILED, HEAD_MISMATCH, MALFORMED_PAYLOAD, MODEL_MISMATCH, Rejection
+from imgcomp.nodes_core.fields import FeaturesFields, ImageFields
+from imgcomp.nodes_core.payload import checked_header, codec_failure
+from imgcomp.nodes_core.rejections import HEAD_MISMATCH, Rejection
 from imgcomp.nodes_core.stats import StreamStats
 from imgcomp.scenes.preview import PALETTE, colorize_normals
 
@@ -74,36 +74,26 @@ class MultiTaskCore:
         self.stats = stats if stats is not None else StreamStats("perceive", clock=clock)
         self.last_timing_ms: tuple[float, float] | None = None
 
-    def _reject(self, cause: str, message: str) -> Rejection:
-        self.stats.record_rejected(cause)
-        return Rejection(cause, message)
+    def _count(self, rejection: Rejection) -> Rejection:
+        self.stats.record_rejected(rejection.cause)
+        return rejection
 
     def process(self, fields: FeaturesFields) -> PerceptionFields | Rejection:
         started = self._clock()
-        try:
-            header = unpack(fields.data).header
-        except BitstreamError as exc:
-            return self._reject(MALFORMED_PAYLOAD, str(exc))
-        except (TypeError, ValueError) as exc:
-            return self._reject(MALFORMED_PAYLOAD, f"payload is not bytes: {exc}")
-        disagreement = header_disagreement(fields, header)
-        if disagreement:
-            return self._reject(MALFORMED_PAYLOAD, disagreement)
+        header = checked_header(fields)
+        if isinstance(header, Rejection):
+            return self._count(header)
         p = self.perceiver
         if header.model != p.codec_name:
-            return self._reject(
+            return self._count(Rejection(
                 HEAD_MISMATCH,
                 f"head {p.head_name} reads {p.codec_name} features; this payload is from {header.model} "
                 f"(set the encoder's model to {p.codec_name})",
-            )
+            ))
         try:
             result = p.perceive(fields.data)
-        except ModelMismatchError as exc:
-            return self._reject(MODEL_MISMATCH, str(exc))
-        except BitstreamError as exc:
-            return self._reject(MALFORMED_PAYLOAD, str(exc))
         except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the stream
-            return self._reject(DECODE_FAILED, f"{type(exc).__name__}: {exc}")
+            return self._count(codec_failure(exc))
         self.last_timing_ms = (result.decode_ms, result.head_ms)
         out = PerceptionFields(
             depth=_image(result.depth.astype(np.float32), "32FC1", fields),

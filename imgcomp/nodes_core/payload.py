@@ -1,0 +1,31 @@
+"""What the decoder and multi-task cores both do with an incoming payload: parse its header
+strictly, check the message fields against it, and classify a codec failure."""
+
+from __future__ import annotations
+
+from imgcomp.bitstream import BitstreamError, FrameHeader, ModelMismatchError, unpack
+from imgcomp.nodes_core.fields import FeaturesFields, header_disagreement
+from imgcomp.nodes_core.rejections import DECODE_FAILED, MALFORMED_PAYLOAD, MODEL_MISMATCH, Rejection
+
+__all__ = ["checked_header", "codec_failure"]
+
+
+def checked_header(fields: FeaturesFields) -> FrameHeader | Rejection:
+    """The payload's header, or a (not yet counted) `malformed_payload` rejection."""
+    try:
+        header = unpack(fields.data).header
+    except BitstreamError as exc:
+        return Rejection(MALFORMED_PAYLOAD, str(exc))
+    except (TypeError, ValueError) as exc:
+        return Rejection(MALFORMED_PAYLOAD, f"payload is not bytes: {exc}")
+    disagreement = header_disagreement(fields, header)
+    return Rejection(MALFORMED_PAYLOAD, disagreement) if disagreement else header
+
+
+def codec_failure(exc: Exception) -> Rejection:
+    """The rejection for an exception raised while a codec read a payload that parsed."""
+    if isinstance(exc, ModelMismatchError):
+        return Rejection(MODEL_MISMATCH, str(exc))
+    if isinstance(exc, BitstreamError):
+        return Rejection(MALFORMED_PAYLOAD, str(exc))
+    return Rejection(DECODE_FAILED, f"{type(exc).__name__}: {exc}")
