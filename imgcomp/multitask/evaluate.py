@@ -167,10 +167,11 @@ def camera_payloads(codec: Codec, quality: int, frames: int, height: int = 480, 
             for i in range(frames + 1)]
 
 
-def picture_grid(head: MultiTaskHead, split: Split, level: int, frames: tuple[int, ...] = (0, 1, 2)) -> np.ndarray:
-    """Per frame two rows: truth (RGB | depth | seg | normals) above the prediction."""
+def picture_grid(head: MultiTaskHead, split: Split, level: int, frames: int = 3) -> np.ndarray:
+    """Per frame (the first `frames` test frames) two rows: truth (RGB | depth | seg | normals)
+    above the prediction."""
     rows = []
-    for i in frames:
+    for i in range(min(frames, len(split))):
         x, depth, labels, normals = batch_tensors(split, np.array([i]), head.config.input, level)
         with torch.no_grad():
             out = head.predict(x, *depth.shape[-2:])
