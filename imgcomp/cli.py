@@ -8,8 +8,6 @@ from pathlib import Path
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import torch
-
     from imgcomp.multitask.train import is_multitask_config
 
     if is_multitask_config(args.config):
@@ -17,15 +15,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from imgcomp.train import TrainConfig, train
 
     config = TrainConfig.from_yaml(args.config)
-    if args.steps is not None:
-        config.steps = args.steps
-    if args.run_dir is not None:
-        config.run_dir = str(args.run_dir)
-    for key in ("batch_size", "crop", "lr", "init_from"):
-        if getattr(args, key) is not None:
-            setattr(config, key, getattr(args, key))
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    _apply_overrides(config, args, ("batch_size", "crop", "lr", "init_from"))
     checkpoint = train(config, device=args.device, resume=args.resume, max_minutes=args.max_minutes)
     print(f"checkpoint: {checkpoint}")
     if args.export or args.export_dir:
@@ -35,23 +25,26 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_multitask(args: argparse.Namespace) -> int:
+def _apply_overrides(config: object, args: argparse.Namespace, keys: tuple[str, ...]) -> None:
+    """Command-line values over the YAML config's (steps, run folder, `keys`); torch threads."""
     import torch
 
-    from imgcomp.multitask.train import MultiTaskTrainConfig, train_multitask
-
-    config = MultiTaskTrainConfig.from_yaml(args.config)
-    if args.steps is not None:
-        config.steps = args.steps
     if args.run_dir is not None:
         config.run_dir = str(args.run_dir)
-    for key in ("batch_size", "lr"):
+    for key in ("steps", *keys):
         if getattr(args, key) is not None:
             setattr(config, key, getattr(args, key))
-    if args.crop is not None or args.init_from is not None:
-        raise SystemExit("--crop and --init-from apply to codecs, not to multi-task heads")
     if args.threads:
         torch.set_num_threads(args.threads)
+
+
+def _train_multitask(args: argparse.Namespace) -> int:
+    from imgcomp.multitask.train import MultiTaskTrainConfig, train_multitask
+
+    if args.crop is not None or args.init_from is not None:
+        raise SystemExit("--crop and --init-from apply to codecs, not to multi-task heads")
+    config = MultiTaskTrainConfig.from_yaml(args.config)
+    _apply_overrides(config, args, ("batch_size", "lr"))
     checkpoint = train_multitask(config, device=args.device, resume=args.resume, max_minutes=args.max_minutes)
     print(f"checkpoint: {checkpoint}")
     if args.export or args.export_dir:

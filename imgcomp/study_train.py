@@ -36,7 +36,7 @@ from imgcomp.data.crops import RandomCropSampler, load_images
 from imgcomp.losses import ms_ssim_per_sample
 from imgcomp.models.gained import build_model
 from imgcomp.models.study import CycleGAN, StudyCodec, laplacian_target
-from imgcomp.train import load_initial_weights, lr_scale, save_checkpoint
+from imgcomp.train import load_initial_weights, load_resume_state, lr_scale, save_checkpoint
 
 STUDY_DISTORTIONS = ("mse", "ssim", "ms-ssim", "ms-ssim-l1")
 
@@ -101,14 +101,11 @@ def train_study(config, device: str = "cpu", resume: bool = False, max_minutes: 
     )
     run_dir = Path(config.run_dir) / config.name
     checkpoint = run_dir / "last.pt"
-    step = 0
-    if resume and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=torch_device, weights_only=False)
-        net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+    state = load_resume_state(checkpoint, net, optimizer, torch_device) if resume else None
+    step = int(state["step"]) if state else 0
+    if state:
         if d_optimizer is not None and "d_optimizer" in state:
             d_optimizer.load_state_dict(state["d_optimizer"])
-        step = int(state["step"])
         print(f"resumed {checkpoint} at step {step}")
 
     sampler = RandomCropSampler(load_images(Path(config.train_dir)), config.crop, seed=config.seed * 1000 + step)

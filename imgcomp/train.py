@@ -155,6 +155,17 @@ def save_checkpoint(
     os.replace(tmp, path)  # atomic: an interrupted save never corrupts the last checkpoint
 
 
+def load_resume_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device) -> dict | None:
+    """Restore model and optimizer from the checkpoint `path` if it exists and return its whole
+    state (step, extra optimizers), else None."""
+    if not path.exists():
+        return None
+    state = torch.load(path, map_location=device, weights_only=False)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    return state
+
+
 def load_initial_weights(model: nn.Module, path: Path) -> object:
     """Start from a shipped weights file (fine-tuning): learned parameters only.
 
@@ -200,14 +211,10 @@ def train(config: TrainConfig, device: str = "cpu", resume: bool = False, max_mi
     optimizer = _optimizers(codec, config)
     run_dir = Path(config.run_dir) / config.name
     checkpoint = run_dir / "last.pt"
-    step = 0
-    if resume and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=torch_device, weights_only=False)
-        codec.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step = int(state["step"])
-        if rank == 0:
-            print(f"resumed {checkpoint} at step {step}")
+    state = load_resume_state(checkpoint, codec, optimizer, torch_device) if resume else None
+    step = int(state["step"]) if state else 0
+    if state and rank == 0:
+        print(f"resumed {checkpoint} at step {step}")
 
     model: nn.Module = TrainingModel(codec)
     if world > 1:

@@ -32,7 +32,7 @@ from sensor_msgs.msg import Image
 
 from imgcomp_msgs.msg import CompressedFeatures
 
-from imgcomp.nodes_core import FeaturesFields, LatestFrameWorker, MultiTaskCore, Rejection, RejectionLog
+from imgcomp.nodes_core import FeaturesFields, LatestFrameWorker, MultiTaskCore, RejectionLog
 from imgcomp.nodes_core.params import MULTITASK_PARAMS
 from imgcomp_encoder.rosutil import (
     CodecNodeMixin,
@@ -85,7 +85,7 @@ class MultiTaskNode(CodecNodeMixin, Node):
             on_drop=self._core.stats.record_dropped, on_error=self._on_worker_error,
         ).start()
         self._sub = self.create_subscription(
-            CompressedFeatures, INPUT_TOPIC, self._on_features, qos_profile_sensor_data,
+            CompressedFeatures, INPUT_TOPIC, self._on_message, qos_profile_sensor_data,
             qos_overriding_options=options,
         )
         self._diag_timer = self.create_timer(params["diagnostics_period_s"], self._publish_diagnostics)
@@ -95,16 +95,9 @@ class MultiTaskNode(CodecNodeMixin, Node):
             + ", ".join(p.topic_name for p in self._pubs.values())
         )
 
-    def _on_features(self, msg: CompressedFeatures) -> None:
-        self._core.stats.record_input()
-        self._worker.put(msg)
-
     def _perceive(self, msg: CompressedFeatures) -> None:
         result = self._core.process(FeaturesFields.from_msg(msg))
-        if isinstance(result, Rejection):
-            line = self._rejections.report(result, "payload")
-            if line:
-                self.get_logger().warning(line)
+        if self._rejected(result, "payload"):
             return
         for key, pub in self._pubs.items():
             pub.publish(image_msg(msg.header, getattr(result, key)))

@@ -41,7 +41,6 @@ from imgcomp.nodes_core import (
     DecoderCore,
     FeaturesFields,
     LatestFrameWorker,
-    Rejection,
     RejectionLog,
     codec_factory,
 )
@@ -92,7 +91,7 @@ class DecoderNode(CodecNodeMixin, Node):
             on_drop=self._core.stats.record_dropped, on_error=self._on_worker_error,
         ).start()
         self._sub = self.create_subscription(
-            CompressedFeatures, INPUT_TOPIC, self._on_features, qos_profile_sensor_data,
+            CompressedFeatures, INPUT_TOPIC, self._on_message, qos_profile_sensor_data,
             qos_overriding_options=QoSOverridingOptions.with_default_policies(),
         )
         self._diag_timer = self.create_timer(params["diagnostics_period_s"], self._publish_diagnostics)
@@ -129,16 +128,9 @@ class DecoderNode(CodecNodeMixin, Node):
         self.get_logger().info(f"model {model} loaded; cached: {', '.join(self._core.loaded_models)}")
 
     # ---------------------------------------------------------------------------- frames
-    def _on_features(self, msg: CompressedFeatures) -> None:
-        self._core.stats.record_input()
-        self._worker.put(msg)
-
     def _decode(self, msg: CompressedFeatures) -> None:
         result = self._core.process(FeaturesFields.from_msg(msg))
-        if isinstance(result, Rejection):
-            line = self._rejections.report(result, "payload")
-            if line:
-                self.get_logger().warning(line)
+        if self._rejected(result, "payload"):
             return
         self._pub.publish(image_msg(msg.header, result))
 

@@ -43,7 +43,6 @@ from imgcomp.nodes_core import (
     FeaturesFields,
     ImageFields,
     LatestFrameWorker,
-    Rejection,
     RejectionLog,
     codec_factory,
 )
@@ -102,7 +101,7 @@ class EncoderNode(CodecNodeMixin, Node):
             on_drop=self._core.stats.record_dropped, on_error=self._on_worker_error,
         ).start()
         self._sub = self.create_subscription(
-            Image, INPUT_TOPIC, self._on_image, qos_profile_sensor_data,
+            Image, INPUT_TOPIC, self._on_message, qos_profile_sensor_data,
             qos_overriding_options=QoSOverridingOptions.with_default_policies(),
         )
         self._diag_timer = self.create_timer(params["diagnostics_period_s"], self._publish_diagnostics)
@@ -156,16 +155,9 @@ class EncoderNode(CodecNodeMixin, Node):
         )
 
     # ---------------------------------------------------------------------------- frames
-    def _on_image(self, msg: Image) -> None:
-        self._core.stats.record_input()
-        self._worker.put(msg)
-
     def _encode(self, msg: Image) -> None:
         result = self._core.process(ImageFields.from_msg(msg))
-        if isinstance(result, Rejection):
-            line = self._rejections.report(result, "image")
-            if line:
-                self.get_logger().warning(line)
+        if self._rejected(result, "image"):
             return
         self._pub.publish(self._features_msg(msg, result))
 

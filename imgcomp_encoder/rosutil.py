@@ -18,7 +18,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from imgcomp.nodes_core import Choice, ImageFields, resolve_backend, resolve_device, set_cpu_threads
+from imgcomp.nodes_core import Choice, ImageFields, Rejection, resolve_backend, resolve_device, set_cpu_threads
 from imgcomp.nodes_core.params import ParamSpec, check
 
 # Publishers of the nodes: reliable, small depth (a late frame is worth less than a new one).
@@ -161,14 +161,30 @@ def setup_compute(node: Node, params: dict) -> tuple[Choice, Choice]:
 
 
 class CodecNodeMixin:
-    """What the encoder and decoder nodes share once built: worker errors, diagnostics, shutdown.
+    """What the imgcomp nodes share once built: the input callback, rejection logging, worker
+    errors, diagnostics, shutdown.
 
-    The node sets `ROLE` ("encoder"/"decoder") and, in `__init__`, `_core` (an EncoderCore or
-    DecoderCore), `_backend`, `_device`, `_worker` and `_diag_pub`.
+    The node sets `ROLE` ("encoder"/"decoder"/"multitask") and, in `__init__`, `_core` (an
+    EncoderCore, DecoderCore or MultiTaskCore), `_rejections` (a RejectionLog), `_backend`,
+    `_device`, `_worker` and `_diag_pub`.
     """
 
     ROLE = "codec"
     LOG_THROTTLE_S = 10.0
+
+    def _on_message(self, msg: Any) -> None:
+        """Subscription callback: count the input, hand it to the latest-frame worker."""
+        self._core.stats.record_input()
+        self._worker.put(msg)
+
+    def _rejected(self, result: object, what: str) -> bool:
+        """True (after a throttled warning) when a core returned a Rejection for this frame."""
+        if not isinstance(result, Rejection):
+            return False
+        line = self._rejections.report(result, what)
+        if line:
+            self.get_logger().warning(line)
+        return True
 
     def _on_worker_error(self, exc: BaseException) -> None:
         if not self.context.ok():

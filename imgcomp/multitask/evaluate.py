@@ -25,13 +25,12 @@ import torch
 from tqdm import tqdm
 
 from imgcomp.codec import Codec
-from imgcomp.multitask.model import MultiTaskHead
+from imgcomp.multitask.model import INPUTS, PAYLOAD_INPUTS, MultiTaskHead
 from imgcomp.multitask.objectives import METRIC_NAMES, MetricAccumulator, relative_gap
 from imgcomp.multitask.pack import DEFAULT_PACK_DIR, PackSpec, Split, load_split
 from imgcomp.multitask.train import batch_tensors
 from imgcomp.multitask.weights import HEADS_DIR, available_heads, load_head
 from imgcomp.nodes_core.stats import percentile
-from imgcomp.scenes import CLASSES
 from imgcomp.scenes.preview import colorize_depth, colorize_labels, colorize_normals
 
 METRIC_LABELS = {
@@ -133,7 +132,7 @@ def time_paths(heads: dict[str, MultiTaskHead], payloads: list[bytes], codec: Co
     from imgcomp.multitask.predictor import _image_tensor
 
     out: dict[str, dict[str, float]] = {}
-    for name in ("latent", "decoded"):
+    for name in PAYLOAD_INPUTS:
         if name not in heads:
             continue
         decode_ms, head_ms = [], []
@@ -220,7 +219,7 @@ def run_multitask_eval(
         raise ValueError(f"{folder} was coded with {split.meta['model']}, the heads read {codec_name}")
     level = split.level_index(quality)
     report = MultiTaskReport(quality=quality, frames=len(split))
-    order = [k for k in ("latent", "decoded", "original") if k in loaded]
+    order = [k for k in INPUTS if k in loaded]
     for key in tqdm(order, desc="heads"):
         name, head, _ = loaded[key]
         report.heads[key] = name
@@ -244,4 +243,4 @@ def run_multitask_eval(
     return report
 
 
-__all__ = ["CLASSES", "MultiTaskReport", "evaluate_head", "picture_grid", "run_multitask_eval", "time_paths"]
+__all__ = ["MultiTaskReport", "evaluate_head", "picture_grid", "run_multitask_eval", "time_paths"]

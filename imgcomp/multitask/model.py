@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 INPUTS = ("latent", "decoded", "original")
+PAYLOAD_INPUTS = ("latent", "decoded")  # what a CompressedFeatures payload can feed
 STRIDE = 16  # input pixels per trunk cell
 OUTPUT_STRIDE = 4
 

@@ -18,7 +18,7 @@ import torch
 from imgcomp.bitstream import unpack
 from imgcomp.codec import Codec
 from imgcomp.models.registry import WeightsError
-from imgcomp.multitask.model import MultiTaskHead
+from imgcomp.multitask.model import PAYLOAD_INPUTS, MultiTaskHead
 from imgcomp.multitask.weights import DEFAULT_HEAD, load_head
 
 
@@ -54,7 +54,7 @@ class Perceiver:
         codec_factory: Callable[[str], Codec] = Codec,
     ) -> None:
         net, self.entry = load_head(head)
-        if self.entry["input"] not in ("latent", "decoded"):
+        if self.entry["input"] not in PAYLOAD_INPUTS:
             raise ValueError(f"head {head!r} reads the original image; a payload cannot feed it")
         self.head_name = head
         self.device = torch.device(device)

@@ -11,7 +11,7 @@ training; the test split is only touched by ``imgcomp multitask eval``.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from tqdm import tqdm
 from imgcomp.multitask.model import HeadConfig, MultiTaskHead, subsample_targets
 from imgcomp.multitask.objectives import multitask_losses
 from imgcomp.multitask.pack import NORMAL_SCALE, Split, load_split
-from imgcomp.train import lr_scale, save_checkpoint
+from imgcomp.train import load_resume_state, lr_scale, save_checkpoint
 
 
 @dataclass
@@ -111,12 +111,9 @@ def train_multitask(config: MultiTaskTrainConfig, device: str = "cpu", resume: b
     model.to(torch_device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     checkpoint = Path(config.run_dir) / config.name / "last.pt"
-    step = 0
-    if resume and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=torch_device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step = int(state["step"])
+    state = load_resume_state(checkpoint, model, optimizer, torch_device) if resume else None
+    step = int(state["step"]) if state else 0
+    if state:
         print(f"resumed {checkpoint} at step {step}")
 
     rng = np.random.default_rng([config.seed, step])
@@ -150,6 +147,3 @@ def train_multitask(config: MultiTaskTrainConfig, device: str = "cpu", resume: b
     save_checkpoint(checkpoint, model, optimizer, step, config)
     return checkpoint
 
-
-def config_dict(config: MultiTaskTrainConfig) -> dict:
-    return asdict(config)

@@ -71,9 +71,10 @@ def check(spec: ParamSpec, value: Value) -> str | None:
 
 
 def _head_choice(value: str) -> str | None:
+    from imgcomp.multitask.model import PAYLOAD_INPUTS
     from imgcomp.multitask.weights import load_head_manifest
 
-    usable = sorted(n for n, e in load_head_manifest().items() if e["input"] in ("latent", "decoded"))
+    usable = sorted(n for n, e in load_head_manifest().items() if e["input"] in PAYLOAD_INPUTS)
     if value not in usable:
         return f"unknown multi-task head {value!r}; heads that read a payload: {', '.join(usable) or 'none'}"
     return None
