@@ -29,20 +29,8 @@ fi
 export PYTHONUNBUFFERED=1
 
 if [ -n "$NEW_CODEC" ]; then
-  python3 - "$NEW_CODEC" <<'PY'
-import json, shutil, sys
-from pathlib import Path
-new = Path(sys.argv[1])
-weights = Path("imgcomp/weights")
-entries = json.loads((new / "manifest.json").read_text())
-manifest = json.loads((weights / "manifest.json").read_text())
-for name, entry in entries.items():
-    for suffix in (".pt", ".md"):
-        shutil.copy(new / f"{name}{suffix}", weights / f"{name}{suffix}")
-    manifest[name] = entry
-    print(f"installed {name} ({entry['sha256'][:16]})")
-(weights / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-PY
+  python3 -c 'import sys; from pathlib import Path; from imgcomp.models.registry import install_weights
+print("installed", install_weights(Path(sys.argv[1])))' "$NEW_CODEC"
 fi
 
 python3 -m imgcomp multitask pack --train "$TRAIN" --test "$TEST" --workers "$WORKERS" > "$OUT/pack.log" 2>&1

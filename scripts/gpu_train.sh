@@ -8,8 +8,8 @@
 #             --implementation cp --platform manylinux_2_34_x86_64 -d .whl compressai==1.2.8
 #           python3 -m pip download --no-deps -d .whl pytorch-msssim==1.0.0
 #   device: run(command="bash scripts/gpu_train.sh 8", carry=[".whl", "data/images"], timeout_s=600)
-#   back here: copy $OUT/<model>/<model>.pt and .md, merge each $OUT/<model>/manifest.json entry into imgcomp/weights/manifest.json
-#              (or re-export: python -m imgcomp.models.registry is not needed; see docs/training.md)
+#   back here: for each model, python -c "from pathlib import Path; from imgcomp.models.registry import \
+#              install_weights; install_weights(Path('$OUT/<model>'))" (copies .pt and card, merges the manifest)
 set -euo pipefail
 MINUTES=${1:-8}
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl

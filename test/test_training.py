@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import torch
 
 from imgcomp.data.crops import RandomCropSampler, load_images
 from imgcomp.models.gained import build_model
-from imgcomp.models.registry import export_weights, sha256_of
+from imgcomp.models.registry import export_weights, install_weights, sha256_of
 from imgcomp.train import RDLoss, TrainConfig, train
 
 REPO = Path(__file__).resolve().parent.parent
@@ -70,6 +71,20 @@ def test_export_writes_weights_with_a_verified_hash(tmp_path):
     assert shipped["gaussian_conditional.likelihood_lower_bound.bound"].dtype == torch.float32
     assert float(shipped["gaussian_conditional.likelihood_lower_bound.bound"]) == pytest.approx(1e-9)
     assert shipped["g_a.0.weight"].dtype == torch.float16
+
+
+def test_install_merges_exported_weights_into_a_weights_folder(tmp_path):
+    """What comes back from a GPU run: installed beside the models already shipped."""
+    config = _smoke_config(tmp_path, steps=2)
+    exported = export_weights(train(config), out_dir=tmp_path / "exported")
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / "manifest.json").write_text(json.dumps({"other": {"file": "other.pt", "sha256": "00"}}))
+    assert install_weights(tmp_path / "exported", shipped) == ["smoke"]
+    manifest = json.loads((shipped / "manifest.json").read_text())
+    assert sorted(manifest) == ["other", "smoke"]
+    assert manifest["smoke"]["sha256"] == sha256_of(shipped / "smoke.pt") == sha256_of(exported)
+    assert (shipped / "smoke.md").read_text() == (tmp_path / "exported" / "smoke.md").read_text()
 
 
 def test_fine_tuning_starts_from_shipped_weights(tmp_path):

@@ -148,6 +148,24 @@ def export_weights(checkpoint: Path, name: str | None = None, out_dir: Path = WE
     return path
 
 
+def install_weights(exported: Path, weights_dir: Path = WEIGHTS_DIR) -> list[str]:
+    """Ship weights exported elsewhere (`export_weights(..., out_dir=exported)`, e.g. brought back
+    from a GPU run): copy each model's .pt and card into `weights_dir` and merge its manifest
+    entry, leaving the other models' entries as they are. Returns the installed names."""
+    import shutil
+
+    entries = json.loads((exported / "manifest.json").read_text())
+    manifest_path = weights_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    for name, entry in entries.items():
+        for suffix in (".pt", ".md"):
+            shutil.copy(exported / f"{name}{suffix}", weights_dir / f"{name}{suffix}")
+        manifest[name] = entry
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    _load_verified.cache_clear()
+    return sorted(entries)
+
+
 _STUDY_DESCRIPTIONS = {
     "autoencoder": "the study's autoencoder, width {width}: image -> one 8-bit image at 1/4 width and height "
     "(raw 0.5 bpp) -> image; features coded losslessly (JPEG XL modular).",
