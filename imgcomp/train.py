@@ -252,9 +252,10 @@ def train(config: TrainConfig, device: str = "cpu", resume: bool = False, max_mi
         step += 1
         if rank == 0:
             progress.update(1)
-            progress.set_postfix(
-                loss=f"{losses['loss'].item():.3f}", bpp=f"{losses['bpp'].item():.3f}", aux=f"{out['aux_loss'].item():.1f}", skipped=skipped
-            )
+            if step % 20 == 0:  # each .item() waits for the GPU: not every step
+                progress.set_postfix(
+                    loss=f"{losses['loss'].item():.3f}", bpp=f"{losses['bpp'].item():.3f}", aux=f"{out['aux_loss'].item():.1f}", skipped=skipped
+                )
             if step % config.checkpoint_every == 0 or step == config.steps:
                 save_checkpoint(checkpoint, codec, optimizer, step, config)
             if val_images and (step % config.val_every == 0 or step == config.steps):

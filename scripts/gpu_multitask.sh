@@ -4,11 +4,13 @@
 # disposable copy of the working tree: installs the new codec weights there (if given), renders and
 # codes the pack with every core, trains the three heads (latent, decoded, original; same budget)
 # on the GPU at once, exports them, evaluates them (no timing claims: that is this project's CPU)
-# and copies the heads, the codec weights they belong to and the evaluation under $OUT.
+# and brings back the heads with the codec weights they belong to ($OUT/heads.tgz, written before
+# the evaluation) and the evaluation with the logs ($OUT/multitask-eval.tgz): the tool returns
+# at most 8 files.
 #
-#   device: run(command="bash scripts/gpu_multitask.sh [out/gpu/hyperprior-mse]",
-#               carry=[".whl", "data/images"], timeout_s=600)      # .whl: see gpu_train.sh
-#   back here: copy $OUT/weights/* into imgcomp/weights/ (codec and multitask/), then
+#   device: run(command="bash scripts/gpu_multitask.sh [exports/hyperprior-mse]",
+#               carry=[".whl"], timeout_s=600)      # .whl: see gpu_train.sh
+#   back here: tar xzf heads.tgz, copy weights/* into imgcomp/weights/ (codec and multitask/), then
 #              `imgcomp multitask pack` and `imgcomp multitask eval` here for the README numbers.
 # Knobs (environment): DEVICE=cuda TRAIN=4000 TEST=200 STEPS=5000 WORKERS=$(nproc)
 set -euo pipefail
@@ -19,7 +21,8 @@ TEST=${TEST:-200}
 STEPS=${STEPS:-5000}
 WORKERS=${WORKERS:-$(nproc)}
 OUT=${OUT:-out/gpu}
-mkdir -p "$OUT"
+WORK=${WORK:-/tmp/gpu-multitask}
+mkdir -p "$OUT" "$WORK/logs"
 if compgen -G ".whl/*.whl" >/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
   export PYTHONPATH=/tmp/site:$PWD
@@ -33,10 +36,10 @@ if [ -n "$NEW_CODEC" ]; then
 print("installed", install_weights(Path(sys.argv[1])))' "$NEW_CODEC"
 fi
 
-python3 -m imgcomp multitask pack --train "$TRAIN" --test "$TEST" --workers "$WORKERS" > "$OUT/pack.log" 2>&1
+python3 -m imgcomp multitask pack --train "$TRAIN" --test "$TEST" --workers "$WORKERS" > "$WORK/logs/pack.log" 2>&1
 for input in latent decoded original; do
   python3 -m imgcomp train --config "config/multitask/$input.yaml" --device "$DEVICE" --steps "$STEPS" \
-    --run-dir /tmp/mtruns > "$OUT/train-multitask-$input.log" 2>&1 &
+    --run-dir /tmp/mtruns > "$WORK/logs/train-multitask-$input.log" 2>&1 &
 done
 wait
 python3 - <<'PY'
@@ -45,8 +48,10 @@ from imgcomp.multitask.weights import HEADS_DIR, export_head
 for name in ("latent", "decoded", "original"):  # one at a time: they share the manifest
     print(export_head(Path(f"/tmp/mtruns/multitask-{name}/last.pt"), HEADS_DIR))
 PY
-python3 -m imgcomp multitask eval --no-sweep --camera-frames 0 --timing-frames 5 --out "$OUT/eval" > "$OUT/eval.log" 2>&1
-mkdir -p "$OUT/weights"
-cp -r imgcomp/weights/multitask "$OUT/weights/"
-if [ -n "$NEW_CODEC" ]; then cp "$NEW_CODEC"/*.pt "$NEW_CODEC"/*.md "$NEW_CODEC"/manifest.json "$OUT/weights/"; fi
-tail -n 12 "$OUT/eval/multitask.md"
+mkdir -p "$WORK/weights"
+cp -r imgcomp/weights/multitask "$WORK/weights/"
+if [ -n "$NEW_CODEC" ]; then cp "$NEW_CODEC"/*.pt "$NEW_CODEC"/*.md "$NEW_CODEC"/manifest.json "$WORK/weights/"; fi
+tar czf "$OUT/heads.tgz" -C "$WORK" weights
+python3 -m imgcomp multitask eval --no-sweep --camera-frames 0 --timing-frames 5 --out "$WORK/eval" > "$WORK/logs/eval.log" 2>&1 || true
+tar czf "$OUT/multitask-eval.tgz" -C "$WORK" eval logs
+tail -n 12 "$WORK/eval/multitask.md" || tail -n 20 "$WORK/logs/eval.log"

@@ -1,35 +1,47 @@
 #!/usr/bin/env bash
 # One prepared training run on a lent GPU machine (the device tool), resuming from the shipped
-# weights and bringing new ones back under $OUT. The machine has torch/torchvision/opencv but no
-# CompressAI or pytorch-msssim and no internet: carry them as wheels in .whl/ and carry data/images.
+# weights and bringing new ones back under $OUT as one archive (the tool returns at most 8 files).
+# The machine has torch/torchvision/opencv but no CompressAI or pytorch-msssim and no internet:
+# carry them as wheels in .whl/, and the training photos as lossless WebP in .pack/images
+# (data/images as PNG is too big for the 64 MiB the tool carries).
 #
-#   here:   echo /.whl/ >> .git/info/exclude
+#   here:   printf '/.whl/\n/.pack/\n' >> .git/info/exclude
 #           python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 #             --implementation cp --platform manylinux_2_34_x86_64 -d .whl compressai==1.2.8
 #           python3 -m pip download --no-deps -d .whl pytorch-msssim==1.0.0
-#   device: run(command="bash scripts/gpu_train.sh 8", carry=[".whl", "data/images"], timeout_s=600)
-#   back here: for each model, python -c "from pathlib import Path; from imgcomp.models.registry import \
-#              install_weights; install_weights(Path('$OUT/<model>'))" (copies .pt and card, merges the manifest)
+#           python3 scripts/pack_training_images.py          # data/images -> .pack/images (WebP)
+#   device: run(command="bash scripts/gpu_train.sh 8", carry=[".whl", ".pack"], timeout_s=600)
+#   back here: tar xzf <files_at>/codecs.tgz -C out/gpu, then for each model
+#              python -c "from pathlib import Path; from imgcomp.models.registry import \
+#              install_weights; install_weights(Path('out/gpu/exports/<model>'))"
+# Knobs (environment): MODELS (default: the two entropy-coded models the RD bars are about),
+# BATCH=32 CROP=256 DEVICE=cuda.
 set -euo pipefail
 MINUTES=${1:-8}
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+MODELS=${MODELS:-hyperprior-mse hyperprior-msssim}
+BATCH=${BATCH:-32}
+CROP=${CROP:-256}
 OUT=${OUT:-out/gpu}
-mkdir -p "$OUT"
-nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/gpu.txt"
+WORK=${WORK:-/tmp/gpu-train}
+DEVICE=${DEVICE:-cuda}
+if ! python3 -c "import compressai, pytorch_msssim" 2>/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
+fi
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+if [ ! -e data/images ] && [ -d .pack/images ]; then mkdir -p data && ln -s ../.pack/images data/images; fi
+mkdir -p "$OUT" "$WORK/logs" "$WORK/exports"
+nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$WORK/logs/gpu.txt" || true
 # All models share the GPU at once, each for the whole budget, each resuming from its shipped
-# weights: the entropy-coded ones at 256 px crops, the study's small fixed-rate ones at 128 px.
-for name in hyperprior-mse factorized-mse hyperprior-msssim; do
-  python3 -m imgcomp train --config "config/models/$name.yaml" --device cuda \
-    --init-from "imgcomp/weights/$name.pt" --batch-size 16 --crop 256 --steps 1000000 \
-    --max-minutes "$MINUTES" --run-dir /tmp/runs --export-dir "$OUT/$name" \
-    > "$OUT/train-$name.log" 2>&1 &
+# weights. The study's fixed-rate families train at 128 px (their configs' crop).
+for name in $MODELS; do
+  crop_args=(--crop "$CROP")
+  case $name in ae-* | cae* | cyclegan-*) crop_args=() ;; esac
+  python3 -m imgcomp train --config "config/models/$name.yaml" --device "$DEVICE" \
+    --init-from "imgcomp/weights/$name.pt" --batch-size "$BATCH" "${crop_args[@]}" --steps 1000000 \
+    --max-minutes "$MINUTES" --run-dir "$WORK/runs" --export-dir "$WORK/exports/$name" \
+    > "$WORK/logs/train-$name.log" 2>&1 &
 done
-for name in ae-ssim ae-mse ae-laplacian-ssim cae8-ssim cae8-mse cae32-ssim cyclegan-ssim; do
-  python3 -m imgcomp train --config "config/models/$name.yaml" --device cuda \
-    --init-from "imgcomp/weights/$name.pt" --batch-size 16 --steps 1000000 \
-    --max-minutes "$MINUTES" --run-dir /tmp/runs --export-dir "$OUT/$name" \
-    > "$OUT/train-$name.log" 2>&1 &
-done
-wait
-tail -n 3 "$OUT"/train-*.log
+wait || true
+for name in $MODELS; do cp "$WORK/runs/$name/history.jsonl" "$WORK/logs/history-$name.jsonl" 2>/dev/null || true; done
+tar czf "$OUT/codecs.tgz" -C "$WORK" exports logs
+for name in $MODELS; do tail -c 600 "$WORK/logs/train-$name.log"; echo; done

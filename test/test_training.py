@@ -101,6 +101,20 @@ def test_fine_tuning_starts_from_shipped_weights(tmp_path):
         assert torch.allclose(tuned[key].float(), shipped[key].float(), atol=1e-3), key
 
 
+def test_fine_tuned_weights_record_the_training_they_started_from(tmp_path):
+    config = _smoke_config(tmp_path, steps=3)
+    first = export_weights(train(config), out_dir=tmp_path / "first")
+    config.run_dir = str(tmp_path / "fine")
+    config.steps, config.batch_size = 2, 2
+    config.init_from = str(first)
+    second = export_weights(train(config), out_dir=tmp_path / "second")
+    entry = json.loads((second.parent / "manifest.json").read_text())["smoke"]
+    assert entry["earlier_training"] == [{"trained_steps": 3, "batch_size": 4, "crop": 64}]
+    assert (entry["trained_steps"], entry["batch_size"]) == (2, 2)
+    card = (second.parent / "smoke.md").read_text()
+    assert "3 steps at batch 4 on 64x64, then 2 steps at batch 2 on 64x64" in card
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

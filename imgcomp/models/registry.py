@@ -140,12 +140,29 @@ def export_weights(checkpoint: Path, name: str | None = None, out_dir: Path = WE
         "exported": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "parameters": int(sum(p.numel() for p in model.parameters())),
     }
+    earlier = earlier_training(config.get("init_from"))
+    if earlier:
+        manifest[name]["earlier_training"] = earlier
     if config.get("extra"):
         manifest[name]["extra"] = dict(config["extra"])
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     write_model_card(out_dir, name, manifest[name], arch)
     _load_verified.cache_clear()
     return path
+
+
+def earlier_training(init_from: str | None) -> list[dict[str, int]]:
+    """The training stages behind the weights a run started from (found by sha256 in the
+    manifest beside that file), oldest first; empty for a run from scratch or unlisted weights."""
+    manifest_path = Path(init_from).parent / "manifest.json" if init_from else None
+    if manifest_path is None or not manifest_path.exists() or not Path(init_from).exists():
+        return []
+    digest = sha256_of(Path(init_from))
+    for entry in json.loads(manifest_path.read_text()).values():
+        if entry.get("sha256") == digest:
+            stage = {key: int(entry[key]) for key in ("trained_steps", "batch_size", "crop")}
+            return [*entry.get("earlier_training", []), stage]
+    return []
 
 
 def install_weights(exported: Path, weights_dir: Path = WEIGHTS_DIR) -> list[str]:
@@ -207,7 +224,7 @@ def write_model_card(out_dir: Path, name: str, entry: dict[str, Any], arch: Arch
         f"- Architecture: {architecture}",
         f"- Weights: `{entry['file']}`, {size_kb:.0f} KiB (fp16){parameters}, sha256 `{entry['sha256']}`.",
         loss_line,
-        f"- Training: {entry['trained_steps']} steps, batch {entry['batch_size']}, {entry['crop']}x{entry['crop']} random crops "
+        f"- Training: {_training_stages(entry)} random crops "
         "of the photos and video frames listed in `imgcomp/data/sources.py` (Debian packages), "
         "validation images held out by name.",
         f"- Exported: {entry['exported']}.",
@@ -221,6 +238,12 @@ def write_model_card(out_dir: Path, name: str, entry: dict[str, Any], arch: Arch
     path = out_dir / f"{name}.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _training_stages(entry: dict[str, Any]) -> str:
+    stages = [*entry.get("earlier_training", []), entry]
+    text = ", then ".join(f"{s['trained_steps']} steps at batch {s['batch_size']} on {s['crop']}x{s['crop']}" for s in stages)
+    return text + (" (each stage starting from the weights of the one before)" if len(stages) > 1 else "") + ","
 
 
 def update_model_cards(eval_result: dict) -> list[Path]:
