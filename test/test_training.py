@@ -112,7 +112,7 @@ def test_fine_tuned_weights_record_the_training_they_started_from(tmp_path):
     assert entry["earlier_training"] == [{"trained_steps": 3, "batch_size": 4, "crop": 64}]
     assert (entry["trained_steps"], entry["batch_size"]) == (2, 2)
     card = (second.parent / "smoke.md").read_text()
-    assert "3 steps at batch 4 on 64x64, then 2 steps at batch 2 on 64x64" in card
+    assert "3 steps at batch 4 on 64x64, then 2 steps at batch 2 on 64x64 (each stage" in card
 
 
 def _free_port() -> int:

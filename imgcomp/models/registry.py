@@ -224,9 +224,8 @@ def write_model_card(out_dir: Path, name: str, entry: dict[str, Any], arch: Arch
         f"- Architecture: {architecture}",
         f"- Weights: `{entry['file']}`, {size_kb:.0f} KiB (fp16){parameters}, sha256 `{entry['sha256']}`.",
         loss_line,
-        f"- Training: {_training_stages(entry)} random crops "
-        "of the photos and video frames listed in `imgcomp/data/sources.py` (Debian packages), "
-        "validation images held out by name.",
+        "- Training: random crops of the photos and video frames listed in `imgcomp/data/sources.py` "
+        f"(Debian packages), validation images held out by name; {_training_stages(entry)}.",
         f"- Exported: {entry['exported']}.",
         "",
         "## Measured",
@@ -243,7 +242,7 @@ def write_model_card(out_dir: Path, name: str, entry: dict[str, Any], arch: Arch
 def _training_stages(entry: dict[str, Any]) -> str:
     stages = [*entry.get("earlier_training", []), entry]
     text = ", then ".join(f"{s['trained_steps']} steps at batch {s['batch_size']} on {s['crop']}x{s['crop']}" for s in stages)
-    return text + (" (each stage starting from the weights of the one before)" if len(stages) > 1 else "") + ","
+    return text + (" (each stage starting from the weights of the one before)" if len(stages) > 1 else "")
 
 
 def update_model_cards(eval_result: dict) -> list[Path]:
