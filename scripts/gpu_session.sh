@@ -9,4 +9,4 @@ set -euo pipefail
 MINUTES=${1:-6}
 export WORK=/tmp/gpu-train
 bash scripts/gpu_train.sh "$MINUTES"
-WORK=/tmp/gpu-multitask bash scripts/gpu_multitask.sh "$WORK/exports/hyperprior-mse"
+WORK=/tmp/gpu-multitask bash scripts/gpu_multitask.sh /tmp/gpu-train/exports/hyperprior-mse
