@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench-rate", help="closed-loop rate control on real video frames at bitrate targets")
     p.add_argument("--video", type=Path, default=Path("data/video/vtest.avi"))
     p.add_argument("--model", default="hyperprior-mse")
-    p.add_argument("--targets", nargs="+", type=float, default=[700.0, 1200.0, 2000.0], help="kbit/s")
+    p.add_argument("--targets", nargs="+", type=float, default=[700.0, 900.0, 1200.0, 2000.0], help="kbit/s")
     p.add_argument("--fps", type=float, help="stream frame rate (default: the video's)")
     p.add_argument("--frames", type=int, default=120)
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/rate"))
