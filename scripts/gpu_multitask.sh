@@ -23,13 +23,7 @@ WORKERS=${WORKERS:-$(nproc)}
 OUT=${OUT:-out/gpu}
 WORK=${WORK:-/tmp/gpu-multitask}
 mkdir -p "$OUT" "$WORK/logs"
-if compgen -G ".whl/*.whl" >/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site:$PWD
-else
-  export PYTHONPATH=$PWD
-fi
-export PYTHONUNBUFFERED=1
+. scripts/device_env.sh
 
 if [ -n "$NEW_CODEC" ]; then
   python3 -c 'import sys; from pathlib import Path; from imgcomp.models.registry import install_weights

@@ -24,11 +24,7 @@ CROP=${CROP:-256}
 OUT=${OUT:-out/gpu}
 WORK=${WORK:-/tmp/gpu-train}
 DEVICE=${DEVICE:-cuda}
-if ! python3 -c "import compressai, pytorch_msssim" 2>/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
-fi
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
-if [ ! -e data/images ] && [ -d .pack/images ]; then mkdir -p data && ln -s ../.pack/images data/images; fi
+. scripts/device_env.sh
 mkdir -p "$OUT" "$WORK/logs" "$WORK/exports"
 nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$WORK/logs/gpu.txt" || true
 # All models share the GPU at once, each for the whole budget, each resuming from its shipped

@@ -31,10 +31,14 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def load_manifest() -> dict[str, dict[str, Any]]:
-    if not MANIFEST.exists():
+def load_manifest(path: Path = MANIFEST) -> dict[str, dict[str, Any]]:
+    if not path.exists():
         return {}
-    return json.loads(MANIFEST.read_text())
+    return json.loads(path.read_text())
+
+
+def write_manifest(path: Path, manifest: dict[str, dict[str, Any]]) -> None:
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def available_models() -> list[str]:
@@ -145,7 +149,7 @@ def export_weights(checkpoint: Path, name: str | None = None, out_dir: Path = WE
         manifest[name]["earlier_training"] = earlier
     if config.get("extra"):
         manifest[name]["extra"] = dict(config["extra"])
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_manifest(out_dir / "manifest.json", manifest)
     write_model_card(out_dir, name, manifest[name], arch)
     _load_verified.cache_clear()
     return path
@@ -154,11 +158,10 @@ def export_weights(checkpoint: Path, name: str | None = None, out_dir: Path = WE
 def earlier_training(init_from: str | None) -> list[dict[str, int]]:
     """The training stages behind the weights a run started from (found by sha256 in the
     manifest beside that file), oldest first; empty for a run from scratch or unlisted weights."""
-    manifest_path = Path(init_from).parent / "manifest.json" if init_from else None
-    if manifest_path is None or not manifest_path.exists() or not Path(init_from).exists():
+    if not init_from or not Path(init_from).exists():
         return []
     digest = sha256_of(Path(init_from))
-    for entry in json.loads(manifest_path.read_text()).values():
+    for entry in load_manifest(Path(init_from).parent / "manifest.json").values():
         if entry.get("sha256") == digest:
             stage = {key: int(entry[key]) for key in ("trained_steps", "batch_size", "crop")}
             return [*entry.get("earlier_training", []), stage]
@@ -173,12 +176,12 @@ def install_weights(exported: Path, weights_dir: Path = WEIGHTS_DIR) -> list[str
 
     entries = json.loads((exported / "manifest.json").read_text())
     manifest_path = weights_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest = load_manifest(manifest_path)
     for name, entry in entries.items():
         for suffix in (".pt", ".md"):
             shutil.copy(exported / f"{name}{suffix}", weights_dir / f"{name}{suffix}")
         manifest[name] = entry
-    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_manifest(manifest_path, manifest)
     _load_verified.cache_clear()
     return sorted(entries)
 

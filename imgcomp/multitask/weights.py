@@ -7,14 +7,21 @@ file does not match its registered sha256.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from imgcomp.models.registry import WEIGHTS_DIR, WeightsError, load_verified_file, model_entry, sha256_of
+from imgcomp.models.registry import (
+    WEIGHTS_DIR,
+    WeightsError,
+    load_manifest,
+    load_verified_file,
+    model_entry,
+    sha256_of,
+    write_manifest,
+)
 from imgcomp.multitask.model import HeadConfig, MultiTaskHead
 
 HEADS_DIR = WEIGHTS_DIR / "multitask"
@@ -22,8 +29,7 @@ DEFAULT_HEAD = "multitask-latent"
 
 
 def load_head_manifest(folder: Path = HEADS_DIR) -> dict[str, dict[str, Any]]:
-    path = folder / "manifest.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    return load_manifest(folder / "manifest.json")
 
 
 def available_heads(folder: Path = HEADS_DIR) -> list[str]:
@@ -73,7 +79,7 @@ def export_head(checkpoint: Path, out_dir: Path = HEADS_DIR, measured: str = "")
         "size_bytes": path.stat().st_size,
         "exported": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
     }
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_manifest(out_dir / "manifest.json", manifest)
     write_head_card(out_dir, name, manifest[name], measured)
     return path
 
