@@ -21,8 +21,9 @@ Layout (all integers big-endian)::
     streams    concatenated entropy-coded strings
     crc32      u32 over everything before it
 
-The CRC matters: CompressAI's rANS decoder has no bounds checks, so corrupted strings must never
-reach it. Any deviation (truncation, extra bytes, flipped bits, unknown version) raises
+The CRC catches accidental damage only: a sender can recompute it. What keeps forged strings
+from doing harm is `imgcomp.models.entropy_coding` (every decode provably inside its input) and
+the size limits checked from this header before anything is allocated. Any deviation (truncation, extra bytes, flipped bits, unknown version) raises
 `BitstreamError` with a message that says what is wrong.
 """
 
@@ -33,7 +34,7 @@ import zlib
 from dataclasses import dataclass
 
 MAGIC = b"IMGC"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: closed rANS tables (imgcomp.models.entropy_coding); 1 could carry escapes
 FRAME_KEY = 0
 FRAME_PREDICTED = 1
 MAX_SIDE = 16384
@@ -44,6 +45,18 @@ _CRC = struct.Struct(">I")
 
 class BitstreamError(ValueError):
     """The payload is not a valid imgcomp bitstream."""
+
+
+class TooLargeError(BitstreamError):
+    """The payload claims an image larger than the decoder accepts (`max_output_pixels`)."""
+
+
+def check_output_size(height: int, width: int, max_output_pixels: int) -> None:
+    """Raise TooLargeError when a claimed image has more pixels than `max_output_pixels`."""
+    if height * width > max_output_pixels:
+        raise TooLargeError(
+            f"payload claims a {width}x{height} image ({height * width} px), more than max_output_pixels={max_output_pixels}"
+        )
 
 
 class ModelMismatchError(BitstreamError):

@@ -19,15 +19,20 @@ from imgcomp.bitstream import (
     Frame,
     FrameHeader,
     ModelMismatchError,
+    check_output_size,
     pack,
     unpack,
     validate_image_size,
 )
 from imgcomp.inference import make_transforms
+from imgcomp.inference.striped import analyse_striped, needs_stripes, synthesise_to_uint8, to_uint8
 from imgcomp.models.registry import load_model, model_entry
 from imgcomp.padding import pad_to_multiple
 
 DEFAULT_MODEL = "hyperprior-mse"
+# Decode-side limit checked from the header before anything is allocated: 4K UHD. A node or a
+# bag tool that expects larger frames raises it (`max_output_pixels`), up to the bitstream's cap.
+DEFAULT_MAX_OUTPUT_PIXELS = 3840 * 2160
 
 
 class Codec:
@@ -48,7 +53,11 @@ class Codec:
         quality: int | None = None,
         backend: str = "torch",
         graphs_dir: Path | None = None,
+        max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS,
     ) -> None:
+        if isinstance(max_output_pixels, bool) or not isinstance(max_output_pixels, int) or max_output_pixels < 1:
+            raise ValueError(f"max_output_pixels must be a positive integer, got {max_output_pixels!r}")
+        self.max_output_pixels = max_output_pixels
         self.model_name = model
         self.entry = model_entry(model)
         net, self.model_hash = load_model(model)
@@ -63,7 +72,7 @@ class Codec:
 
     # ----------------------------------------------------------------------------------- helpers
     def _check_quality(self, quality: int) -> int:
-        if not isinstance(quality, (int, np.integer)) or not 1 <= int(quality) <= self.levels:
+        if isinstance(quality, (bool, np.bool_)) or not isinstance(quality, (int, np.integer)) or not 1 <= int(quality) <= self.levels:
             raise ValueError(f"quality must be an integer in 1..{self.levels}, got {quality!r}")
         return int(quality)
 
@@ -119,10 +128,13 @@ class Codec:
         decoder must recover exactly; cross-device checks compare against it)."""
         rgb, channels = self._as_rgb(image)
         level = self._check_quality(quality if quality is not None else self.quality)
+        encoding = encoding or ("mono8" if channels == 1 else "rgb8")
+        if not isinstance(encoding, str) or not encoding.isascii() or len(encoding) > 255:
+            raise ValueError(f"encoding must be an ASCII string of at most 255 characters, got {encoding!r}")
         height, width = rgb.shape[:2]
         with self._lock:
             x, _ = pad_to_multiple(self._to_tensor(rgb), self.net.downsampling)
-            out = self.net.compress_analysed(*self.transforms.analyse(x, level - 1))
+            out = self.net.compress_analysed(*self._analyse(x, level - 1))
         streams = tuple(s[0] for s in out["strings"])
         header = FrameHeader(
             model=self.model_name,
@@ -130,7 +142,7 @@ class Codec:
             height=height,
             width=width,
             channels=channels,
-            encoding=encoding or ("mono8" if channels == 1 else "rgb8"),
+            encoding=encoding,
             quality=level,
             frame_type=FRAME_KEY,
             frame_number=frame_number,
@@ -139,11 +151,20 @@ class Codec:
         )
         return pack(Frame(header, streams)), out["y_hat"]
 
+    def _analyse(self, x: Tensor, level: int) -> tuple[Tensor, Tensor | None]:
+        # Large frames go through g_a stripe by stripe (torch backend) so memory stays bounded.
+        if self.backend != "torch" or not needs_stripes(*x.shape[-2:]) or not hasattr(self.net, "hyper_analyse"):
+            return self.transforms.analyse(x, level)
+        y = analyse_striped(lambda stripe: self.net.analyse(stripe, level), x)
+        return y, self.net.hyper_analyse(y)
+
     # ------------------------------------------------------------------------------------ decode
-    def parse(self, data: bytes) -> Frame:
-        """Parse a payload and check it belongs to this codec's weights."""
+    def parse(self, data: bytes, max_output_pixels: int | None = None) -> Frame:
+        """Parse a payload and check it belongs to this codec's weights and fits the size limit
+        (`max_output_pixels`, default the codec's; TooLargeError otherwise)."""
         frame = unpack(data)
         h = frame.header
+        check_output_size(h.height, h.width, max_output_pixels or self.max_output_pixels)
         if h.model_hash != self.model_hash or h.model != self.model_name:
             raise ModelMismatchError(h.model, h.model_hash, self.model_name, self.model_hash)
         if h.frame_type != FRAME_KEY:
@@ -167,23 +188,27 @@ class Codec:
             return self.net.decompress_latent(strings, frame.header.latent_shape)
 
     @torch.no_grad()
-    def decode(self, data: bytes) -> np.ndarray:
+    def decode(self, data: bytes, max_output_pixels: int | None = None) -> np.ndarray:
         """Payload -> uint8 image of the original size (HxWx3, or HxW for mono sources)."""
-        frame = self.parse(data)
+        frame = self.parse(data, max_output_pixels)
         h = frame.header
         y_hat = self._decode_y_hat(frame)
+        channels = h.channels
         with self._lock:
-            x_hat = self.transforms.synthesise(y_hat, h.quality - 1).clamp_(0, 1)
-        x_hat = x_hat[0, :, : h.height, : h.width]
-        rgb = x_hat.mul(255.0).round_().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-        if h.channels == 1:
-            return np.ascontiguousarray(x_hat.mean(0).mul(255.0).round_().to(torch.uint8).cpu().numpy())
-        return np.ascontiguousarray(rgb)
+            if needs_stripes(h.height, h.width):
+                image = synthesise_to_uint8(
+                    lambda y: self.transforms.synthesise(y, h.quality - 1), y_hat, h.height, h.width, channels
+                )
+            else:
+                image = to_uint8(self.transforms.synthesise(y_hat, h.quality - 1)[0, :, : h.height, : h.width], channels).cpu()
+        if channels == 1:
+            return np.ascontiguousarray(image[0].numpy())
+        return np.ascontiguousarray(image.permute(1, 2, 0).numpy())
 
     @torch.no_grad()
-    def decode_latent(self, data: bytes) -> Tensor:
+    def decode_latent(self, data: bytes, max_output_pixels: int | None = None) -> Tensor:
         """The de-gained quantized latent (1 x M x H/16 x W/16, padded area included), without
         running the synthesis transform: the input of the multi-task perception head."""
-        frame = self.parse(data)
+        frame = self.parse(data, max_output_pixels)
         y_hat = self._decode_y_hat(frame)
         return self.net.latent_features(y_hat, frame.header.quality - 1)

@@ -1,7 +1,8 @@
 """Entropy-coded learned codecs with several rate points in one network.
 
 Ballé et al.'s factorized prior (ICLR 2017) and scale hyperprior (ICLR 2018), built from
-CompressAI's GDN layers, entropy models and rANS coder. Each quality level has its own learned
+CompressAI's GDN layers, entropy models and rANS coder (driven through
+`imgcomp.models.entropy_coding`, which keeps every decode inside its input). Each quality level has its own learned
 channel gain applied to the latent before quantization and its inverse after (Cui et al.,
 "Asymmetric Gained Deep Image Compression", CVPR 2021). One set of weights therefore covers every
 rate point, and the encoder can change quality per frame without loading anything.
@@ -14,13 +15,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
-from compressai.entropy_models import EntropyBottleneck, EntropyModel, GaussianConditional
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.layers import GDN
 from compressai.models.base import CompressionModel, get_scale_table
 from compressai.models.utils import conv, deconv
 from torch import Tensor, nn
 
+from imgcomp.models import entropy_coding
 from imgcomp.models.integer_prior import IntegerHyperSynthesis
 
 
@@ -45,6 +48,38 @@ def synthesis_transform(n: int, m: int) -> nn.Sequential:
         deconv(m, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True),
         deconv(n, n), GDN(n, inverse=True), deconv(n, 3),
     )
+
+
+def _bottleneck_indexes(bottleneck: EntropyBottleneck, shape: tuple[int, int]) -> np.ndarray:
+    channels = bottleneck._quantized_cdf.size(0)
+    return np.broadcast_to(np.arange(channels)[:, None, None], (channels, *shape))
+
+
+def encode_bottleneck(bottleneck: EntropyBottleneck, x: Tensor, add_medians: bool = True) -> tuple[list[bytes], Tensor]:
+    """x (B, C, H, W) -> one string per batch item, and the decoder's view of x: the quantized
+    values (+ medians when `add_medians`; else the integer symbols), float64 on x's device."""
+    tables = entropy_coding.closed_tables(bottleneck)
+    medians = bottleneck._get_medians().detach().reshape(1, -1, 1, 1).to(torch.float64)
+    symbols = torch.round(x.detach().to(torch.float64) - medians.to(x.device)).cpu()
+    indexes = _bottleneck_indexes(bottleneck, tuple(x.shape[-2:]))
+    strings, decoded = [], []
+    for symbols_i in symbols:
+        values = entropy_coding.clamp_to_tables(symbols_i.to(torch.int64).numpy(), indexes, tables)
+        strings.append(entropy_coding.encode(values, indexes, tables))
+        decoded.append(torch.from_numpy(values))
+    out = torch.stack(decoded).to(device=x.device, dtype=torch.float64)
+    return strings, out + medians.to(x.device) if add_medians else out
+
+
+def decode_bottleneck(bottleneck: EntropyBottleneck, strings: list[bytes], shape: tuple[int, int], add_medians: bool = True) -> Tensor:
+    """`encode_bottleneck`'s second output, from its strings (float64, on the bottleneck's device)."""
+    tables = entropy_coding.closed_tables(bottleneck)
+    indexes = _bottleneck_indexes(bottleneck, tuple(shape))
+    values = torch.from_numpy(np.stack([entropy_coding.decode(s, indexes, tables) for s in strings])).to(torch.float64)
+    device = bottleneck.quantiles.device
+    if not add_medians:
+        return values.to(device)
+    return values.to(device) + bottleneck._get_medians().detach().reshape(1, -1, 1, 1).to(device=device, dtype=torch.float64)
 
 
 class GainedCodec(CompressionModel):
@@ -92,6 +127,10 @@ class GainedCodec(CompressionModel):
     def compress(self, x: Tensor, level: int) -> dict:
         return self.compress_analysed(*self.analyse_for_coding(x, level))
 
+    def hyper_analyse(self, y: Tensor) -> Tensor | None:
+        """z from y (None: no hyperprior); `analyse_for_coding` is `analyse` then this."""
+        return None
+
     def compress_analysed(self, y: Tensor, z: Tensor | None) -> dict:
         raise NotImplementedError
 
@@ -116,11 +155,11 @@ class FactorizedPrior(GainedCodec):
         return {"x_hat": self.synthesise(y_hat, level), "likelihoods": {"y": y_likelihoods}}
 
     def compress_analysed(self, y: Tensor, z: Tensor | None = None) -> dict:
-        strings = self.entropy_bottleneck.compress(y)
-        return {"strings": [strings], "shape": tuple(y.shape[-2:]), "y_hat": self.entropy_bottleneck.decompress(strings, y.shape[-2:])}
+        strings, y_hat = encode_bottleneck(self.entropy_bottleneck, y)
+        return {"strings": [strings], "shape": tuple(y.shape[-2:]), "y_hat": y_hat.to(y.dtype)}
 
     def decompress_latent(self, strings: list[list[bytes]], shape: tuple[int, int]) -> Tensor:
-        return self.entropy_bottleneck.decompress(strings[0], shape)
+        return decode_bottleneck(self.entropy_bottleneck, strings[0], shape).float()
 
     def decompress(self, strings: list[list[bytes]], shape: tuple[int, int], level: int) -> dict:
         y_hat = self.decompress_latent(strings, shape)
@@ -174,28 +213,37 @@ class ScaleHyperprior(GainedCodec):
 
     def _decode_z_symbols(self, z_strings: list[bytes], shape: tuple[int, int]) -> Tensor:
         """The integer z symbols round(z - median) coded in `z_strings` (float64, model device)."""
-        eb = self.entropy_bottleneck
-        size = (len(z_strings), eb._quantized_cdf.size(0), *shape)
-        indexes = eb._build_indexes(size)
-        return EntropyModel.decompress(eb, z_strings, indexes, torch.float64)
+        return decode_bottleneck(self.entropy_bottleneck, z_strings, shape, add_medians=False)
+
+    def hyper_analyse(self, y: Tensor) -> Tensor | None:
+        return self.h_a(torch.abs(y))
 
     def analyse_for_coding(self, x: Tensor, level: Tensor | int) -> tuple[Tensor, Tensor | None]:
         y = self.analyse(x, level)
-        return y, self.h_a(torch.abs(y))
+        return y, self.hyper_analyse(y)
 
     def compress_analysed(self, y: Tensor, z: Tensor | None) -> dict:
         if z is None:
             raise ValueError("a scale hyperprior needs the hyper-latent z")
-        z_strings = self.entropy_bottleneck.compress(z)
-        # The decoder's view of z: the symbols as decoded from the stream just written.
-        indexes = self.integer_prior().indexes(self._decode_z_symbols(z_strings, tuple(z.shape[-2:])))
-        y_strings = self.gaussian_conditional.compress(y, indexes.cpu())
-        y_hat = self.gaussian_conditional.quantize(y, "dequantize")
+        # The decoder's view of z: exactly the (clamped) symbols just written.
+        z_strings, z_symbols = encode_bottleneck(self.entropy_bottleneck, z, add_medians=False)
+        indexes = self.integer_prior().indexes(z_symbols.to(torch.float64))
+        tables = entropy_coding.closed_tables(self.gaussian_conditional)
+        y_strings, y_hats = [], []
+        for y_i, index_i in zip(y.detach().cpu(), indexes.cpu().numpy()):
+            values = entropy_coding.clamp_to_tables(torch.round(y_i).to(torch.int64).numpy(), index_i, tables)
+            y_strings.append(entropy_coding.encode(values, index_i, tables))
+            y_hats.append(torch.from_numpy(values))
+        y_hat = torch.stack(y_hats).to(device=y.device, dtype=y.dtype)
         return {"strings": [y_strings, z_strings], "shape": tuple(z.shape[-2:]), "y_hat": y_hat}
 
     def decompress_latent(self, strings: list[list[bytes]], shape: tuple[int, int]) -> Tensor:
-        indexes = self.integer_prior().indexes(self._decode_z_symbols(strings[1], tuple(shape)))
-        return self.gaussian_conditional.decompress(strings[0], indexes.cpu(), self.entropy_bottleneck.quantiles.dtype)
+        indexes = self.integer_prior().indexes(self._decode_z_symbols(strings[1], tuple(shape))).cpu().numpy()
+        if len(strings[0]) != indexes.shape[0]:
+            raise ValueError(f"{len(strings[0])} y strings for {indexes.shape[0]} z strings")
+        tables = entropy_coding.closed_tables(self.gaussian_conditional)
+        values = [entropy_coding.decode(s, index_i, tables) for s, index_i in zip(strings[0], indexes)]
+        return torch.from_numpy(np.stack(values)).to(device=self.entropy_bottleneck.quantiles.device, dtype=torch.float32)
 
     def decompress(self, strings: list[list[bytes]], shape: tuple[int, int], level: int) -> dict:
         y_hat = self.decompress_latent(strings, shape)
