@@ -66,7 +66,9 @@ class MultiTaskNode(CodecNodeMixin, Node):
 
         from imgcomp.multitask.predictor import Perceiver
 
-        self._core = MultiTaskCore(Perceiver(params["head"], device=self._device.used))
+        self._core = MultiTaskCore(
+            Perceiver(params["head"], device=self._device.used), max_output_pixels=params["max_output_pixels"]
+        )
         self._rejections = RejectionLog(LOG_THROTTLE_S)
         options = QoSOverridingOptions.with_default_policies()
         self._pubs = {

@@ -78,6 +78,7 @@ class DecoderNode(CodecNodeMixin, Node):
             codec_factory(self._backend.used, device, self.get_logger().warning, params["graphs_dir"]),
             model=params["model"],
             max_cached_models=params["max_cached_models"],
+            max_output_pixels=params["max_output_pixels"],
         )
         self._rejections = RejectionLog(LOG_THROTTLE_S)
 

@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from imgcomp.bitstream import BitstreamError
+from imgcomp.models.jxl_header import jxl_size
 
 EFFORT = 7  # JPEG XL effort: 7 is libjxl's default; higher is slower for a few % on these maps
 
@@ -37,7 +38,7 @@ def encode_uint8_planes(planes: np.ndarray) -> bytes:
 
 def decode_uint8_planes(data: bytes, shape: tuple[int, int, int]) -> np.ndarray:
     """bytes -> (C, H, W) uint8, checked against the expected shape."""
-    image = _decode(data)
+    image = _decode(data, tuple(shape[1:]))
     planes = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
     if planes.shape != tuple(shape) or planes.dtype != np.uint8:
         raise BitstreamError(f"feature image is {planes.dtype} {planes.shape}, expected uint8 {tuple(shape)}")
@@ -60,7 +61,7 @@ def decode_binary_maps(data: bytes, shape: tuple[int, int, int]) -> np.ndarray:
     """bytes -> (C, H, W) bool, checked against the expected shape and values."""
     c, h, w = shape
     rows, cols = _grid(c)
-    mosaic = _decode(data)
+    mosaic = _decode(data, (rows * h, cols * w))
     if mosaic.shape != (rows * h, cols * w) or mosaic.dtype != np.uint8:
         raise BitstreamError(f"binary mosaic is {mosaic.dtype} {mosaic.shape}, expected uint8 {(rows * h, cols * w)}")
     if mosaic.max(initial=0) > 1:
@@ -68,7 +69,12 @@ def decode_binary_maps(data: bytes, shape: tuple[int, int, int]) -> np.ndarray:
     return mosaic.reshape(rows, h, cols, w).transpose(0, 2, 1, 3).reshape(c, h, w).astype(bool)
 
 
-def _decode(data: bytes) -> np.ndarray:
+def _decode(data: bytes, expected_hw: tuple[int, int]) -> np.ndarray:
+    """Decode after checking the declared size (either orientation) against `expected_hw`, so a
+    small forged stream cannot make libjxl allocate a huge image."""
+    declared = jxl_size(bytes(data[:34]))
+    if declared not in (tuple(expected_hw), tuple(expected_hw)[::-1]):
+        raise BitstreamError(f"feature stream declares {declared[1]}x{declared[0]}, expected {expected_hw[1]}x{expected_hw[0]}")
     import imagecodecs
 
     try:

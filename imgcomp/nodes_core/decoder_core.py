@@ -10,6 +10,8 @@ on first use and kept in a small LRU cache. It never raises for a bad message; i
 
 * ``malformed_payload`` - empty, truncated, corrupted (checksum), unknown version, a latent
   shape that does not fit the image, or message fields that disagree with the payload;
+* ``too_large`` - the header claims more pixels than `max_output_pixels` (checked before any
+  model is loaded or memory allocated);
 * ``unknown_model`` - the payload names a model this installation does not ship;
 * ``model_unavailable`` - a shipped model whose weights could not be loaded;
 * ``model_mismatch`` - same model name, other weights: the message names both hashes;
@@ -26,7 +28,7 @@ import time
 from collections import OrderedDict
 from typing import Callable
 
-from imgcomp.codec import DEFAULT_MODEL, Codec
+from imgcomp.codec import DEFAULT_MAX_OUTPUT_PIXELS, DEFAULT_MODEL, Codec
 from imgcomp.image import ImageEncodingError, image_to_msg_fields
 from imgcomp.models.registry import available_models
 from imgcomp.nodes_core.fields import FeaturesFields, ImageFields
@@ -55,12 +57,16 @@ class DecoderCore:
         *,
         model: str | None = DEFAULT_MODEL,
         max_cached_models: int = 3,
+        max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS,
         shipped_models: Callable[[], list[str]] = available_models,
         clock: Callable[[], float] = time.monotonic,
         stats: StreamStats | None = None,
     ) -> None:
         if max_cached_models < 1:
             raise ValueError("max_cached_models must be at least 1")
+        if isinstance(max_output_pixels, bool) or not isinstance(max_output_pixels, int) or max_output_pixels < 1:
+            raise ValueError(f"max_output_pixels must be a positive int, got {max_output_pixels!r}")
+        self.max_output_pixels = max_output_pixels
         self._factory = codec_factory
         self._shipped = shipped_models
         self._clock = clock
@@ -128,14 +134,14 @@ class DecoderCore:
 
     def process(self, fields: FeaturesFields) -> ImageFields | Rejection:
         started = self._clock()
-        header = checked_header(fields)
+        header = checked_header(fields, self.max_output_pixels)
         if isinstance(header, Rejection):
             return self._count(header)
         codec = self._codec_for(header.model)
         if isinstance(codec, Rejection):
             return codec
         try:
-            image = codec.decode(fields.data)
+            image = codec.decode(fields.data, self.max_output_pixels)
         except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the stream
             return self._count(codec_failure(exc))
         try:

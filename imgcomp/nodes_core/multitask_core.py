@@ -23,6 +23,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from imgcomp.nodes_core.fields import FeaturesFields, ImageFields
+from imgcomp.codec import DEFAULT_MAX_OUTPUT_PIXELS
 from imgcomp.nodes_core.payload import checked_header, codec_failure
 from imgcomp.nodes_core.rejections import HEAD_MISMATCH, Rejection
 from imgcomp.nodes_core.stats import StreamStats
@@ -68,8 +69,10 @@ class MultiTaskCore:
         *,
         clock: Callable[[], float] = time.monotonic,
         stats: StreamStats | None = None,
+        max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS,
     ) -> None:
         self.perceiver = perceiver
+        self.max_output_pixels = max_output_pixels
         self._clock = clock
         self.stats = stats if stats is not None else StreamStats("perceive", clock=clock)
         self.last_timing_ms: tuple[float, float] | None = None
@@ -80,7 +83,7 @@ class MultiTaskCore:
 
     def process(self, fields: FeaturesFields) -> PerceptionFields | Rejection:
         started = self._clock()
-        header = checked_header(fields)
+        header = checked_header(fields, self.max_output_pixels)
         if isinstance(header, Rejection):
             return self._count(header)
         p = self.perceiver

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Union
 
-from imgcomp.codec import DEFAULT_MODEL
+from imgcomp.codec import DEFAULT_MAX_OUTPUT_PIXELS, DEFAULT_MODEL
 from imgcomp.models.registry import available_models, load_manifest
 from imgcomp.nodes_core.backend import BACKENDS, DEVICES
 
@@ -114,6 +114,15 @@ _GRAPHS_DIR = ParamSpec(
     "Read-only.",
     read_only=True,
 )
+_MAX_OUTPUT = ParamSpec(
+    "max_output_pixels",
+    DEFAULT_MAX_OUTPUT_PIXELS,
+    "Largest image (width * height) a payload may claim; larger claims are rejected (cause "
+    "too_large) from the header, before any memory is allocated. Read-only.",
+    low=1,
+    high=MAX_PIXELS_LIMIT,
+    read_only=True,
+)
 _THREADS = ParamSpec(
     "torch_threads",
     0,
@@ -193,6 +202,7 @@ DECODER_PARAMS: tuple[ParamSpec, ...] = (
         high=16,
         read_only=True,
     ),
+    _MAX_OUTPUT,
     _THREADS,
     _DIAG,
 )
@@ -209,6 +219,7 @@ MULTITASK_PARAMS: tuple[ParamSpec, ...] = (
         constraints="a shipped head that reads a payload",
     ),
     _DEVICE,
+    _MAX_OUTPUT,
     _THREADS,
     _DIAG,
 )

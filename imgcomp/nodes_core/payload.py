@@ -3,17 +3,21 @@ strictly, check the message fields against it, and classify a codec failure."""
 
 from __future__ import annotations
 
-from imgcomp.bitstream import BitstreamError, FrameHeader, ModelMismatchError, unpack
+from imgcomp.bitstream import BitstreamError, FrameHeader, ModelMismatchError, TooLargeError, check_output_size, unpack
 from imgcomp.nodes_core.fields import FeaturesFields, header_disagreement
-from imgcomp.nodes_core.rejections import DECODE_FAILED, MALFORMED_PAYLOAD, MODEL_MISMATCH, Rejection
+from imgcomp.nodes_core.rejections import DECODE_FAILED, MALFORMED_PAYLOAD, MODEL_MISMATCH, TOO_LARGE, Rejection
 
 __all__ = ["checked_header", "codec_failure"]
 
 
-def checked_header(fields: FeaturesFields) -> FrameHeader | Rejection:
-    """The payload's header, or a (not yet counted) `malformed_payload` rejection."""
+def checked_header(fields: FeaturesFields, max_output_pixels: int) -> FrameHeader | Rejection:
+    """The payload's header, or a (not yet counted) `malformed_payload` or `too_large` rejection
+    (checked from the header, before any codec allocates anything)."""
     try:
         header = unpack(fields.data).header
+        check_output_size(header.height, header.width, max_output_pixels)
+    except TooLargeError as exc:
+        return Rejection(TOO_LARGE, str(exc))
     except BitstreamError as exc:
         return Rejection(MALFORMED_PAYLOAD, str(exc))
     except (TypeError, ValueError) as exc:
@@ -24,6 +28,8 @@ def checked_header(fields: FeaturesFields) -> FrameHeader | Rejection:
 
 def codec_failure(exc: Exception) -> Rejection:
     """The rejection for an exception raised while a codec read a payload that parsed."""
+    if isinstance(exc, TooLargeError):
+        return Rejection(TOO_LARGE, str(exc))
     if isinstance(exc, ModelMismatchError):
         return Rejection(MODEL_MISMATCH, str(exc))
     if isinstance(exc, BitstreamError):

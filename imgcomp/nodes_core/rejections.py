@@ -32,7 +32,7 @@ __all__ = [
 # encoder side: what is wrong with an input sensor_msgs/Image
 UNSUPPORTED_ENCODING = "unsupported_encoding"  # encoding imgcomp.image does not know
 BAD_IMAGE = "bad_image"  # zero size, step too small, data truncated, odd width for YUV 4:2:2
-TOO_LARGE = "too_large"  # more pixels than max_input_pixels, or a side over the codec's limit
+TOO_LARGE = "too_large"  # more pixels than max_input_pixels / max_output_pixels, or a side over the codec's limit
 ENCODE_FAILED = "encode_failed"  # the codec itself failed (bug, out of memory)
 # decoder side: what is wrong with a CompressedFeatures message
 MALFORMED_PAYLOAD = "malformed_payload"  # bitstream fails to parse / checksum / fields disagree
