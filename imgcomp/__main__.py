@@ -2,4 +2,5 @@ import sys
 
 from imgcomp.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when multiprocessing's spawn re-imports it in a child
+    sys.exit(main())

@@ -88,6 +88,19 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fuzz(args: argparse.Namespace) -> int:
+    from imgcomp.fuzz import run_fuzz, write_report
+
+    report = run_fuzz(
+        args.cases, seed=args.seed, models=args.models, max_output_pixels=args.max_output_pixels,
+        timeout_s=args.timeout_s, max_rss_mb=args.max_rss_mb,
+    )
+    command = "python -m imgcomp fuzz " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["fuzz"] else "python -m imgcomp fuzz"
+    write_report(report, args.out, command)
+    print((args.out / "fuzz.md").read_text())
+    return 1 if report.failure_count else 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
@@ -202,6 +215,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backends", nargs="+", default=["torch"], choices=["torch", "onnxruntime", "tensorrt"])
     p.add_argument("--threads", type=int, default=0)
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("fuzz", help="forged payloads (correct CRCs) decoded in a child process: crashes, hangs, memory")
+    p.add_argument("--cases", type=int, default=50_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--models", nargs="*", help="registry names (default: every shipped model)")
+    p.add_argument("--max-output-pixels", type=int, default=1920 * 1080, help="the decoder's cap for this run")
+    p.add_argument("--timeout-s", type=float, default=10.0, help="a case slower than this is a hang")
+    p.add_argument("--max-rss-mb", type=int, default=2048, help="a child peak RSS above this is a failure")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/fuzz"))
+    p.set_defaults(func=_cmd_fuzz)
 
     p = sub.add_parser("compare", help="the study's comparison table (504, 1008, 640x480) and a picture grid")
     p.add_argument("--models", nargs="*", help="registry names (default: every shipped model)")
