@@ -1,0 +1,88 @@
+"""The closed-table rANS path: lossless on real latents, bounded on any bytes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from imgcomp.bitstream import BitstreamError
+from imgcomp.models import entropy_coding
+from imgcomp.models.registry import load_model
+
+
+@pytest.fixture(scope="module")
+def hyperprior():
+    return load_model("hyperprior-mse")[0].eval()
+
+
+@pytest.fixture(scope="module")
+def y_tables(hyperprior):
+    return entropy_coding.closed_tables(hyperprior.gaussian_conditional)
+
+
+def test_closed_tables_give_the_escape_slot_no_mass(y_tables):
+    for cdf, size in zip(y_tables.cdfs, y_tables.sizes):
+        assert len(cdf) == size and cdf[0] == 0 and cdf[-1] == 1 << 16
+        assert cdf[size - 2] == cdf[size - 1]  # the escape slot has frequency 0
+        assert all(b > a for a, b in zip(cdf[: size - 2], cdf[1 : size - 1]))  # every value codable
+
+
+def test_round_trip_is_exact_and_clamps_outliers(y_tables):
+    rng = np.random.default_rng(0)
+    indexes = rng.integers(0, y_tables.count, size=(8, 12, 12))
+    values = np.round(rng.normal(0, 3, size=indexes.shape) * (1 + indexes / 8)).astype(np.int64)
+    values[0, 0, 0] = 10**6  # far outside every table: clamped, not escaped
+    clamped = entropy_coding.clamp_to_tables(values, indexes, y_tables)
+    assert clamped[0, 0, 0] == y_tables.highest[indexes[0, 0, 0]]
+    data = entropy_coding.encode(clamped, indexes, y_tables)
+    assert np.array_equal(entropy_coding.decode(data, indexes, y_tables), clamped)
+    with pytest.raises(ValueError, match="clamp"):
+        entropy_coding.encode(values, indexes, y_tables)
+
+
+def test_worst_case_valid_string_is_within_the_length_bound(y_tables):
+    """Every symbol at its table's rarest value: the longest string N symbols can make."""
+    n = 4000
+    indexes = np.arange(n) % y_tables.count
+    rarest = []
+    for i in indexes:
+        cdf = np.asarray(y_tables.cdfs[i])
+        freqs = np.diff(cdf)[: y_tables.sizes[i] - 2]
+        rarest.append(y_tables.offsets[i] + int(np.argmin(freqs)))
+    data = entropy_coding.encode(np.asarray(rarest), indexes, y_tables)
+    assert len(data) <= entropy_coding.max_string_bytes(n)
+    assert len(data) > entropy_coding.max_string_bytes(n) // 2  # the bound is not loose by orders
+
+
+@pytest.mark.parametrize("length", [0, 4, 5, 7, 9, 10_000_000])
+def test_impossible_string_lengths_are_refused_before_native_code(y_tables, length):
+    with pytest.raises(BitstreamError, match="entropy-coded string"):
+        entropy_coding.decode(b"\xff" * length, np.zeros(16, dtype=np.int64), y_tables)
+
+
+def test_out_of_range_table_indexes_are_refused(y_tables):
+    with pytest.raises(BitstreamError, match="table index"):
+        entropy_coding.decode(b"\x00" * 8, np.full(4, y_tables.count), y_tables)
+
+
+def test_any_bytes_decode_to_in_range_values(y_tables):
+    """Garbage of a valid length decodes (that is what a forger gets) and every value lies in
+    its table's range: the escape path, with its unbounded reads, never ran."""
+    rng = np.random.default_rng(1)
+    indexes = rng.integers(0, y_tables.count, size=5000)
+    for length in (8, 12, 64, 4096):
+        for fill in (b"\xff", b"\x00", None):
+            data = rng.bytes(length) if fill is None else fill * length
+            values = entropy_coding.decode(data, indexes, y_tables)
+            assert (values >= y_tables.lowest[indexes]).all() and (values <= y_tables.highest[indexes]).all()
+
+
+def test_tables_follow_the_model_after_update(hyperprior):
+    before = entropy_coding.closed_tables(hyperprior.entropy_bottleneck)
+    assert entropy_coding.closed_tables(hyperprior.entropy_bottleneck) is before  # cached
+    clone = load_model("hyperprior-mse")[0]
+    with torch.no_grad():
+        clone.entropy_bottleneck.quantiles.add_(0.5)
+    clone.update(force=True)
+    assert entropy_coding.closed_tables(clone.entropy_bottleneck).cdfs != before.cdfs
