@@ -157,6 +157,7 @@ def run_bench(
     quality: int | None = None,
     device: str = "cpu",
     backends: tuple[str, ...] = ("torch",),
+    memory: bool = False,
 ) -> dict:
     cuda = device.startswith("cuda")
     fallback = Path(__file__).resolve().parent.parent / "test" / "fixtures" / "images" / "vtest_frame0.png"
@@ -193,8 +194,17 @@ def run_bench(
                 row["analysis_speedup_vs_reference"] = reference["analysis_ms"]["p50"] / row["analysis_ms"]["p50"]
         results["resolutions"][res] = rows
     results["peak_rss_mb"] = _peak_rss_mb()
+    markdown = bench_markdown(results)
+    if memory:
+        from imgcomp.bench_memory import largest_frame_memory, memory_markdown
+        from imgcomp.codec import DEFAULT_MAX_OUTPUT_PIXELS
+
+        width, height = 3840, 2160
+        assert width * height == DEFAULT_MAX_OUTPUT_PIXELS
+        results["largest_frame"] = largest_frame_memory(models, width, height, threads=max(1, torch.get_num_threads()))
+        markdown += "\n" + memory_markdown(results["largest_frame"])
     (out_dir / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out_dir / "bench.md").write_text(bench_markdown(results))
+    (out_dir / "bench.md").write_text(markdown)
     return results
 
 

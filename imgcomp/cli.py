@@ -111,7 +111,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     run_bench(
         args.models or entropy_coded_models(), args.out, args.resolutions, args.frames,
-        device=args.device, quality=args.quality, backends=tuple(args.backends),
+        device=args.device, quality=args.quality, backends=tuple(args.backends), memory=args.memory,
     )
     print((args.out / "bench.md").read_text())
     return 0
@@ -214,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda (CUDA-event timing after warm-up)")
     p.add_argument("--backends", nargs="+", default=["torch"], choices=["torch", "onnxruntime", "tensorrt"])
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--memory", action="store_true", help="also peak RSS to encode/decode the largest accepted frame (3840x2160)")
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("fuzz", help="forged payloads (correct CRCs) decoded in a child process: crashes, hangs, memory")
