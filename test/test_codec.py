@@ -96,3 +96,41 @@ def test_quality_out_of_range_is_refused(hyperprior_codec, real_images):
 def test_bad_images_are_refused_with_a_clear_error(hyperprior_codec, image, message):
     with pytest.raises(ValueError, match=message):
         hyperprior_codec.encode(image)
+
+
+def test_bool_quality_and_non_ascii_encoding_are_refused_before_encoding(hyperprior_codec, real_images):
+    image = real_images["home"][:32, :32]
+    with pytest.raises(ValueError, match="quality"):
+        hyperprior_codec.encode(image, quality=True)
+    with pytest.raises(ValueError, match="ASCII"):
+        hyperprior_codec.encode(image, encoding="rgb8\u00e9")
+
+
+def test_striped_transforms_match_the_whole_frame(hyperprior_codec, real_images, monkeypatch):
+    """Frames above 1080p run g_a/g_s in stripes; forced on a small frame, payload and pixels are
+    identical to the whole-frame path."""
+    import imgcomp.inference.striped as striped
+
+    image = np.ascontiguousarray(np.tile(real_images["fruits"], (3, 2, 1))[:520, :400])
+    whole_payload = hyperprior_codec.encode(image, quality=3)
+    whole_pixels = hyperprior_codec.decode(whole_payload)
+    monkeypatch.setattr(striped, "STRIPE_ABOVE_PIXELS", 0)
+    assert striped.needs_stripes(*image.shape[:2])
+    assert hyperprior_codec.encode(image, quality=3) == whole_payload
+    assert np.array_equal(hyperprior_codec.decode(whole_payload), whole_pixels)
+    grey = np.ascontiguousarray(image[:, :, 0])
+    grey_striped = hyperprior_codec.decode(hyperprior_codec.encode(grey))
+    monkeypatch.setattr(striped, "STRIPE_ABOVE_PIXELS", 10**9)
+    assert np.array_equal(hyperprior_codec.decode(hyperprior_codec.encode(grey)), grey_striped)
+
+
+def test_max_output_pixels_is_checked_from_the_header(hyperprior_codec, real_images):
+    from imgcomp.bitstream import TooLargeError
+
+    payload = hyperprior_codec.encode(real_images["home"], quality=2)
+    h, w = real_images["home"].shape[:2]
+    with pytest.raises(TooLargeError, match="max_output_pixels"):
+        hyperprior_codec.decode(payload, max_output_pixels=h * w - 1)
+    with pytest.raises(TooLargeError):
+        hyperprior_codec.decode_latent(payload, max_output_pixels=h * w - 1)
+    assert hyperprior_codec.decode(payload, max_output_pixels=h * w).shape == (h, w, 3)

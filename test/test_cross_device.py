@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from imgcomp.codec import Codec
 from imgcomp.data.crops import image_paths, read_rgb
+from imgcomp.models.gained import encode_bottleneck
 from imgcomp.models.integer_prior import FA, SAFE_SUM, _conv2d, _conv_transpose2d
 from imgcomp.models.registry import load_model
 from imgcomp.padding import pad_to_multiple
@@ -183,10 +184,9 @@ def _per_level(net, image: np.ndarray):
         gain, _ = net._gains(level, 1)
         y = features * gain
         z = net.h_a(torch.abs(y))
-        z_strings = net.entropy_bottleneck.compress(z)
-        symbols = net._decode_z_symbols(z_strings, tuple(z.shape[-2:]))
-        z_hat = net.entropy_bottleneck.decompress(z_strings, tuple(z.shape[-2:]))  # the old decoder's z_hat
-        assert torch.equal(z_hat, symbols.to(z_hat.dtype) + net.entropy_bottleneck._get_medians().detach())
+        z_strings, symbols = encode_bottleneck(net.entropy_bottleneck, z, add_medians=False)
+        assert torch.equal(net._decode_z_symbols(z_strings, tuple(z.shape[-2:])), symbols)
+        z_hat = symbols.float() + net.entropy_bottleneck._get_medians().detach().reshape(1, -1, 1, 1)
         yield y, symbols, net.h_s(z_hat), prior.scales(symbols)
 
 
