@@ -1,31 +1,47 @@
 """rosbag2 reading and writing through `rosbags` (MCAP or SQLite3), no ROS installation needed.
 
-Besides the plain helpers (`open_writer`, `read_messages`), two pieces serve the bag tools:
+Besides the plain helpers (`open_writer`, `read_messages`), three pieces serve the bag tools:
 
 * `BagWriter.copy_raw` copies a message of any type, known to our typestore or not, with the
   source connection's message definition, type hash, QoS profiles and serialization format
   (`connection_definition` says where each comes from);
-* `open_output` writes a bag so that a killed process never leaves a half-written bag under
-  the final name: the bag is written as `<OUT>.partial/<name>/` and moved to `OUT` only after
-  rosbags has closed it (index and metadata.yaml written).
+* `open_reader` checks a bag before it is read (missing, empty, no metadata, truncated, an
+  MCAP chunk failing its CRC: `check_bag`) and turns whatever rosbags raises on a damaged bag,
+  opening or mid-stream, into a one-line `BagError`;
+* `open_output` writes a bag so that no kill loses data: written as `<OUT>.partial/<name>/`
+  beside a marker naming the run, moved to `OUT` only once complete (atomically swapped with
+  an old `OUT` under `overwrite`), and recognised by the next run (`recover_output`), which
+  finishes or cleans up what a killed run left. It never deletes what it did not write,
+  except the old bag that `overwrite` replaces.
+
+Every MCAP bag written here gets chunk and summary CRCs (`imgcomp.mcap_integrity`).
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import functools
+import json
 import logging
 import os
 import shutil
+import socket
+import time
+import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rosbags.interfaces import Connection, ConnectionExtRosbag2, MessageDefinitionFormat
-from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 
+from imgcomp.mcap_integrity import McapDamage
+from imgcomp.mcap_integrity import add_crcs as add_mcap_crcs
+from imgcomp.mcap_integrity import verify as verify_mcap
 from imgcomp.rosmsg import typestore
 
 _log = logging.getLogger(__name__)
@@ -51,8 +67,6 @@ class BagMessage:
 # Written as the type hash of a copied type whose definition neither the source bag nor our
 # typestore knows (a custom type in a pre-Iron SQLite3 bag): rosbags needs a non-empty hash.
 UNKNOWN_RIHS01 = "RIHS01_" + "0" * 64
-# Files rosbags (or an interrupted sqlite3) leaves in a bag folder; see `open_output`.
-_BAG_FILE_SUFFIXES = (".mcap", ".db3", ".db3-journal", ".db3-wal", ".db3-shm", ".yaml")
 
 
 @functools.lru_cache(maxsize=64)
@@ -180,65 +194,453 @@ def _check_storage(storage: str) -> None:
 
 @contextmanager
 def open_writer(path: Path, storage: str = "mcap") -> Iterator[BagWriter]:
+    """A rosbags writer; an MCAP bag gets its chunk and summary CRCs once closed (rosbags
+    writes none), so that damage to it can be detected later."""
     _check_storage(storage)
     with Writer(path, version=ROSBAG_VERSION, storage_plugin=STORAGES[storage]) as writer:
         yield BagWriter(writer)
+    _add_crcs(Path(path))
+
+
+# ------------------------------------------------------------------------------ reading safely
+class BagError(ValueError):
+    """A bag that cannot be read, or an output that cannot be written as asked; one line."""
+
+
+@dataclass(frozen=True)
+class BagCheck:
+    """What `open_reader` verified before reading: MCAP chunks, and those without a CRC
+    (written by rosbags or by a recorder with CRCs off), in which damage cannot be seen."""
+
+    storage: str | None
+    chunks: int = 0
+    unverified_chunks: int = 0
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()).rstrip(".")
+    return text if isinstance(exc, (ReaderError, BagError, McapDamage)) and text else f"{type(exc).__name__}: {text}"
+
+
+def _storage_files(path: Path) -> list[Path]:
+    return [path] if path.is_file() else sorted(p for p in path.iterdir() if p.suffix in (".mcap", ".db3"))
+
+
+def _check_readable(path: Path, what: str) -> None:
+    """The one-line reason why `path` is not a bag rosbags can open, if it visibly is not."""
+    if not path.exists():
+        raise FileNotFoundError(f"{what} {path} does not exist{_interrupted_hint(partial_path(path))}")
+    if not path.is_dir():
+        if not path.is_file() or path.suffix not in (".mcap", ".db3"):
+            raise BagError(f"{what} {path} is neither a rosbag2 folder nor an .mcap or .db3 file")
+        return
+    if not any(path.iterdir()):
+        raise BagError(f"{what} {path} is an empty folder, not a rosbag2 bag")
+    if (path / "metadata.yaml").exists():
+        return
+    marker = _read_marker(path.parent) if path.parent.name.endswith(PARTIAL_SUFFIX) else None
+    if marker is not None:
+        raise BagError(
+            f"{what} {path} is the unfinished output of an interrupted imgcomp run ({_who(marker)}), not a bag"
+        )
+    if _storage_files(path):
+        raise BagError(
+            f"{what} {path} has no metadata.yaml: a recording or conversion that never finished? "
+            "(ros2 bag reindex can rebuild it)"
+        )
+    raise BagError(f"{what} {path} is not a rosbag2 bag (no metadata.yaml)")
+
+
+def check_bag(path: Path, what: str = "bag") -> BagCheck:
+    """Raise a one-line `BagError` (or FileNotFoundError) for a path that is no readable bag:
+    missing, empty, without metadata, truncated or with a damaged MCAP chunk (every chunk
+    with a CRC is checked, so this reads the whole of an MCAP bag once)."""
+    path = Path(path)
+    _check_readable(path, what)
+    files = _storage_files(path)
+    mcaps = [f for f in files if f.suffix == ".mcap"]
+    chunks = unverified = 0
+    for mcap in mcaps:
+        try:
+            check = verify_mcap(mcap)
+        except McapDamage as exc:
+            name = mcap.name if mcap != path else "it"
+            raise BagError(f"{what} {path} cannot be used: {name} is {exc}") from None
+        except OSError as exc:
+            raise BagError(f"{what} {path} cannot be read: {_one_line(exc)}") from None
+        chunks, unverified = chunks + check.chunks, unverified + check.without_crc
+    storage = "mcap" if mcaps else "sqlite3" if files else None
+    return BagCheck(storage, chunks, unverified)
+
+
+class BagReader:
+    """A rosbags `Reader` whose failures, opening or mid-stream, are one-line `BagError`s that
+    name the bag; `check` is what `check_bag` found."""
+
+    def __init__(self, path: Path, reader: Reader, check: BagCheck, what: str) -> None:
+        self.path, self.check, self._reader, self._what = path, check, reader, what
+
+    connections = property(lambda self: self._reader.connections)
+    topics = property(lambda self: self._reader.topics)
+    message_count = property(lambda self: self._reader.message_count)
+    duration = property(lambda self: self._reader.duration)
+
+    def messages(self, connections: list[Connection] | None = None) -> Iterator[tuple[Connection, int, Any]]:
+        """(connection, bag time, raw CDR) in bag-time order; `connections=[]` yields nothing
+        (rosbags itself reads every connection when given none)."""
+        if connections is not None and not connections:
+            return
+        count = 0
+        try:
+            for item in self._reader.messages(connections=connections or ()):
+                yield item
+                count += 1
+        except Exception as exc:  # noqa: BLE001 - whatever a damaged bag makes rosbags raise
+            raise BagError(f"{self._what} {self.path} is damaged after {count} messages: {_one_line(exc)}") from None
+
+
+@contextmanager
+def open_reader(path: Path, what: str = "bag") -> Iterator[BagReader]:
+    """`check_bag`, then a `BagReader` on the bag."""
+    path = Path(path)
+    check = check_bag(path, what)
+    try:
+        reader = Reader(path)
+        reader.open()
+    except Exception as exc:  # noqa: BLE001 - rosbags raises ReaderError, OSError, YAML and sqlite3 errors
+        raise BagError(f"cannot read {what} {path}: {_one_line(exc)}") from None
+    try:
+        yield BagReader(path, reader, check, what)
+    finally:
+        reader.close()
+
+
+# ---------------------------------------------------------------------- writing without loss
+PARTIAL_SUFFIX = ".partial"
+MARKER = ".imgcomp-partial.json"  # inside `<OUT>.partial`: which run made it, and what it moved
+_REPLACED_SUFFIX = ".replaced"  # `<OUT>.partial/<name>.replaced`: the old OUT, where renameat2 cannot swap
+_BAG_FILE_SUFFIXES = (".mcap", ".db3", ".db3-journal", ".db3-wal", ".db3-shm", ".zstd")
+_RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2
 
 
 def partial_path(path: Path) -> Path:
     """The sibling folder `open_output` writes into: `<path>.partial`."""
     path = Path(path)
-    return path.with_name(path.name + ".partial")
+    return path.with_name(path.name + PARTIAL_SUFFIX)
 
 
-def _is_stale_partial(folder: Path, name: str) -> bool:
-    """True if `folder` holds nothing but (part of) a bag named `name`: safe to delete."""
-    entries = list(folder.iterdir())
-    if len(entries) > 1 or (entries and (entries[0].name != name or not entries[0].is_dir())):
+def _kill_point(step: str) -> None:
+    """Called at each step of putting a finished bag in place ("written", "marked", "aside",
+    "placed"); the tests make it SIGKILL the process there."""
+
+
+def _renameat2(src: Path, dst: Path, flags: int) -> bool:
+    """Linux renameat2(2); False where the kernel, libc or file system does not support it."""
+    libc = _libc()
+    if libc is None:
+        return False
+    if libc.renameat2(-100, os.fsencode(src), -100, os.fsencode(dst), flags) == 0:  # -100: AT_FDCWD
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(src), None, str(dst))
+
+
+@functools.lru_cache(maxsize=1)
+def _libc() -> Any:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return libc
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically; False where that is not supported."""
+    return _renameat2(a, b, _RENAME_EXCHANGE)
+
+
+def _place(src: Path, dst: Path) -> None:
+    """Rename `src` to `dst`, never replacing whatever `dst` may be by then."""
+    if not _renameat2(src, dst, _RENAME_NOREPLACE):
+        if dst.exists() or dst.is_symlink():
+            raise FileExistsError(f"{dst} appeared while the bag was being written; the new bag is kept in {src}")
+        os.rename(src, dst)
+
+
+def _file_id(path: Path) -> list[int] | None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return [st.st_dev, st.st_ino]
+
+
+def _process_start(pid: int) -> str | None:
+    """Start time of a process (Linux: clock ticks since boot), to tell a reused pid apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _alive(pid: Any, pid_start: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    start = _process_start(pid)
+    return start is None or pid_start in (None, start)
+
+
+def _still_owned(partial: Path, marker: dict[str, Any]) -> str | None:
+    """Why the run that made `partial` may still be writing it; None if it is gone."""
+    if marker.get("host") != socket.gethostname():
+        return (
+            f"{partial} was made by imgcomp on {marker.get('host')} ({_who(marker)}), which this machine "
+            "cannot check; if that run is over, remove it"
+        )
+    if _alive(marker.get("pid"), marker.get("pid_start")):
+        return f"{partial} is being written by a running imgcomp ({_who(marker)}); wait for it, or stop it and rerun"
+    return None
+
+
+def _who(marker: dict[str, Any]) -> str:
+    return f"pid {marker.get('pid')} on {marker.get('host')}, started {marker.get('started')}"
+
+
+def _read_marker(partial: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((partial / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("tool") == "imgcomp" else None
+
+
+def _write_marker(partial: Path, marker: dict[str, Any]) -> None:
+    tmp = partial / (MARKER + ".tmp")
+    tmp.write_text(json.dumps(marker, indent=1) + "\n")
+    os.replace(tmp, partial / MARKER)
+
+
+def _interrupted_hint(partial: Path) -> str:
+    marker = _read_marker(partial) if partial.is_dir() else None
+    if marker is None:
+        return ""
+    return (
+        f" ({partial} holds the output of an interrupted imgcomp run, {_who(marker)}: "
+        "rerun the command to finish it)"
+    )
+
+
+def _is_bag_folder(path: Path) -> bool:
+    """A rosbag2 folder holding nothing but a bag's files: what `--overwrite` may replace."""
+    if path.is_symlink() or not path.is_dir() or not (path / "metadata.yaml").is_file():
         return False
     return all(
-        p.is_file() and p.name.endswith(_BAG_FILE_SUFFIXES) for p in (entries[0].iterdir() if entries else [])
+        p.is_file() and not p.is_symlink() and (p.name.startswith("metadata.yaml") or p.name.endswith(_BAG_FILE_SUFFIXES))
+        for p in path.iterdir()
     )
+
+
+def check_output(path: Path, overwrite: bool) -> None:
+    """Refuse an output that `open_output` would refuse, before any work is done."""
+    path = Path(path)
+    if path.suffix in (".mcap", ".db3"):
+        raise BagError(
+            f"output {path} names a storage file; give the bag folder to create (e.g. {path.with_suffix('')})"
+        )
+    if not (path.exists() or path.is_symlink()):
+        return
+    if not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+    if not _is_bag_folder(path):
+        raise BagError(
+            f"{path} exists and is not a rosbag2 bag (a folder of metadata.yaml and storage files); "
+            "--overwrite only replaces bags"
+        )
+
+
+def _remove_old(partial: Path, name: str, old: list[int] | None) -> bool:
+    """Delete the replaced bag, which the interrupted run's --overwrite asked to delete, from
+    wherever in `partial` the swap left it; only a folder with the recorded identity."""
+    removed = False
+    for candidate in (partial / name, partial / (name + _REPLACED_SUFFIX)):
+        if old is not None and _file_id(candidate) == old:
+            shutil.rmtree(candidate)
+            removed = True
+    return removed
+
+
+def _finish(partial: Path, path: Path, marker: dict[str, Any]) -> str:
+    """Complete an interrupted run whose new bag was complete: put it at `path` (swapping with
+    the old bag if the run was overwriting), delete the old one. Returns what was done."""
+    name, new, old = path.name, marker.get("new"), marker.get("old")
+    inner = partial / name
+    if _file_id(path) != new:
+        if _file_id(inner) != new:
+            raise BagError(
+                f"{partial} is not as the interrupted run ({_who(marker)}) left it; "
+                "move what you need out of it and remove it"
+            )
+        if path.exists() or path.is_symlink():
+            if old is None or _file_id(path) != old:
+                raise BagError(
+                    f"{inner} is a complete bag from an interrupted run ({_who(marker)}) but {path} is not the bag it "
+                    f"was to replace: move {inner} where you want it and remove {partial}"
+                )
+            _swap(inner, path)
+        else:
+            _place(inner, path)
+    replaced = _remove_old(partial, name, old)
+    return f"{path} now holds the complete bag of an interrupted run ({_who(marker)})" + (
+        ", which replaced the old bag as its --overwrite asked" if replaced else ""
+    )
+
+
+def _remove_partial(partial: Path) -> None:
+    """Delete a `.partial` of imgcomp's, the marker last: a kill on the way leaves it marked."""
+    for entry in partial.iterdir():
+        if entry.name != MARKER:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    (partial / MARKER).unlink(missing_ok=True)
+    partial.rmdir()
+
+
+def _owned_entries(name: str) -> set[str]:
+    return {MARKER, MARKER + ".tmp", name, name + _REPLACED_SUFFIX}
+
+
+def recover_output(path: Path) -> str | None:
+    """Deal with `<path>.partial` left by an earlier run, so that a new one can be written.
+
+    Only a `.partial` with imgcomp's marker, whose run is gone, is touched: an incomplete bag
+    (killed while writing) is deleted; a complete one is finished (moved to `path`, an old
+    bag it was replacing deleted). Anything else raises a one-line `BagError`. Returns a line
+    saying what was done (None if there was no `.partial`).
+    """
+    path = Path(path)
+    partial = partial_path(path)
+    if not (partial.exists() or partial.is_symlink()):
+        return None
+    if partial.is_symlink() or not partial.is_dir():
+        raise BagError(f"{partial} exists and was not made by imgcomp; move or remove it")
+    entries = {p.name for p in partial.iterdir()}
+    marker = _read_marker(partial)
+    if marker is None:
+        if entries - {MARKER + ".tmp"}:
+            raise BagError(
+                f"{partial} exists but has no imgcomp marker (made by hand or an older imgcomp?); move or remove it"
+            )
+        shutil.rmtree(partial)  # killed between creating it and writing the marker: nothing in it
+        return None
+    owned = _still_owned(partial, marker)
+    if owned:
+        raise BagError(owned)
+    unknown = entries - _owned_entries(path.name)
+    if unknown:
+        raise BagError(
+            f"{partial} holds files imgcomp did not write ({', '.join(sorted(unknown))}); move them out and rerun"
+        )
+    inner = partial / path.name
+    if marker.get("new") is None and (inner / "metadata.yaml").is_file():
+        marker = {**marker, "new": _file_id(inner)}  # killed after the writer closed, before the marker said so
+    if marker.get("new") is None:
+        _remove_partial(partial)
+        return f"removed the incomplete bag of an interrupted run ({_who(marker)}) from {partial}"
+    if _file_id(inner) == marker["new"]:
+        _add_crcs(inner)  # the kill may have come before the CRCs were written
+    done = _finish(partial, path, marker)
+    leftover = {p.name for p in partial.iterdir()} - {MARKER, MARKER + ".tmp"}
+    if leftover:
+        raise BagError(f"{done}; {partial} still holds {', '.join(sorted(leftover))}: move or remove it")
+    _remove_partial(partial)
+    return done
+
+
+def _swap(new: Path, path: Path) -> None:
+    """Put `new` at `path` and the old `path` inside the `.partial` folder: atomically where
+    renameat2 can exchange them, else in two renames with the old bag moved aside first."""
+    if _exchange(new, path):
+        return
+    aside = new.with_name(new.name + _REPLACED_SUFFIX)
+    os.rename(path, aside)
+    _kill_point("aside")
+    os.rename(new, path)
+
+
+def _add_crcs(bag: Path) -> None:
+    for mcap in bag.glob("*.mcap"):
+        add_mcap_crcs(mcap)
 
 
 @contextmanager
 def open_output(path: Path, storage: str = "mcap", overwrite: bool = False) -> Iterator[BagWriter]:
-    """Write a bag that appears at `path` only once complete.
+    """Write a bag that appears at `path` only once complete, losing nothing on the way.
 
-    The bag is written to `<path>.partial/<name>/` (so its storage file already has its final
-    name) and moved to `path` after the writer closed cleanly; `<path>.partial` is then
-    removed. If the body raises, or the process dies, `path` is untouched and
-    `<path>.partial` stays behind as evidence (a bag without metadata.yaml after an
-    exception). A stale `.partial` from an earlier run is deleted first, but only if it holds
-    nothing but bag files. An existing `path` raises `FileExistsError` unless `overwrite`,
-    in which case it is replaced only after the new bag is complete.
+    The bag is written to `<path>.partial/<name>/`, next to a marker file naming this run
+    (pid, host, start time). Once the writer closed cleanly (index and metadata.yaml on disk)
+    and its MCAP CRCs are written, it is moved to `path`: with `overwrite`, swapped with the
+    old bag in one atomic renameat2 exchange (or, where the file system cannot, by moving the
+    old bag into `.partial` first), and only then is the old bag deleted. `<path>.partial` is
+    then removed.
+
+    If the body raises, this run's `.partial` is deleted and `path` is untouched. If the
+    process is killed, the next run sees the marker and recovers (`recover_output`): at every
+    instant `path` holds the old bag or the new one, or (only without renameat2, between its
+    two renames) both wait complete in `.partial` and the next run puts the new one in place.
+    Nothing else is ever renamed or deleted: an existing `path` that is not a bag, and a
+    `.partial` that imgcomp did not make, raise `BagError`; an existing `path` without
+    `overwrite` raises `FileExistsError`.
     """
     _check_storage(storage)
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+    check_output(path, overwrite)
+    recovered = recover_output(path)
+    if recovered:
+        _log.warning("%s", recovered)
+    check_output(path, overwrite)
     partial = partial_path(path)
-    if partial.exists():
-        if not partial.is_dir() or not _is_stale_partial(partial, path.name):
-            raise FileExistsError(f"{partial} exists and is not a stale partial bag; remove it by hand")
-        _log.warning("removing %s left by an interrupted earlier run", partial)
-        shutil.rmtree(partial)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial.mkdir()
+    try:
+        partial.mkdir()
+    except FileExistsError:
+        raise BagError(f"{partial} was just created by another run; wait for it and rerun") from None
+    marker = {
+        "tool": "imgcomp", "run": uuid.uuid4().hex, "pid": os.getpid(), "pid_start": _process_start(os.getpid()),
+        "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "output": str(path.absolute()),
+        "new": None, "old": _file_id(path),  # old: the bag --overwrite replaces (checked by check_output)
+    }
+    _write_marker(partial, marker)
     inner = partial / path.name
-    with open_writer(inner, storage) as writer:
-        yield writer
-    # Closed cleanly: metadata.yaml and the storage index are on disk.
-    if path.exists():  # overwrite: move the old bag aside first, so `path` is never half-gone
-        old = path.with_name(path.name + ".old")
-        if old.exists():
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-        os.replace(path, old)
-        os.replace(inner, path)
-        shutil.rmtree(old) if old.is_dir() else old.unlink()
+    try:
+        with open_writer(inner, storage) as writer:
+            yield writer
+    except BaseException:
+        with suppress(OSError):  # the original error is the one to report
+            _remove_partial(partial)  # this run's own, incomplete: nothing to keep
+        raise
+    # From here on nothing is deleted on an error: the bag in `.partial` is complete.
+    _kill_point("written")
+    if _file_id(path) != marker["old"]:
+        raise BagError(f"{path} changed while the new bag was written; the new bag is kept in {inner}")
+    _write_marker(partial, {**marker, "new": _file_id(inner)})
+    _kill_point("marked")
+    if marker["old"] is not None:
+        _swap(inner, path)
     else:
-        os.replace(inner, path)
-    partial.rmdir()
+        _place(inner, path)
+    _kill_point("placed")
+    _remove_old(partial, path.name, marker["old"])
+    _remove_partial(partial)
 
 
 def read_messages(path: Path, topics: list[str] | None = None) -> Iterator[BagMessage]:
@@ -252,4 +654,8 @@ def read_messages(path: Path, topics: list[str] | None = None) -> Iterator[BagMe
 
 
 def bag_size_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+    """Bytes on disk of a bag folder, or of a bare .mcap / .db3 file."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
+
+from imgcomp.cli_support import device_arg, run_command
 
 __all__ = ["register_bag_commands"]
 
@@ -30,12 +31,9 @@ def _show(data: Any, as_json: bool) -> None:
 
 
 def _run(action: Any) -> int:
-    """Run a bag tool; user errors become one line on stderr and exit status 1."""
-    try:
-        return action()
-    except (FileNotFoundError, FileExistsError, ValueError) as exc:
-        print(f"imgcomp bag: error: {exc}", file=sys.stderr)
-        return 1
+    """Run a bag tool; user errors (a missing, damaged or unreadable bag, an existing OUT,
+    an unknown model, ...) become one line on stderr and exit status 1."""
+    return run_command("imgcomp bag", action)
 
 
 def _cmd_compress(args: argparse.Namespace) -> int:
@@ -93,8 +91,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         )
         text = json.dumps(report, indent=2, allow_nan=False)
         if args.out:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(text + "\n")
+            _write_atomically(args.out, text + "\n")
             summary = {k: report[k] for k in ("frames", "mean", "unmatched", "failed")}
             print(json.dumps(summary, indent=2, allow_nan=False))
             print(f"wrote {args.out}")
@@ -103,6 +100,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         return 0
 
     return _run(action)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace `path` only with the whole report: a kill leaves the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def register_bag_commands(sub: Any) -> argparse.ArgumentParser:
@@ -119,7 +124,7 @@ def register_bag_commands(sub: Any) -> argparse.ArgumentParser:
             p.add_argument("--storage", choices=_STORAGES, default="mcap", help="output storage (default: mcap)")
             p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (once the new bag is complete)")
         if device:
-            p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+            p.add_argument("--device", default="cpu", type=device_arg, help="cpu, cuda or cuda:N")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = commands.add_parser(

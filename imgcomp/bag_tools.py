@@ -20,10 +20,14 @@ a bag converts exactly as a live stream would. A frame that cannot be converted 
 encoding, truncated data, corrupt JPEG, corrupt payload) is skipped and counted by cause, with
 one warning per cause; it never aborts the bag.
 
-Output is written through `imgcomp.bag.open_output`: into `<OUT>.partial/` and renamed to
-`OUT` only once complete, so an interrupted run leaves `OUT` absent (or, with `overwrite`, the
-old `OUT` intact) and the input untouched. Messages are streamed one at a time, so memory does
-not grow with the bag.
+Input is read through `imgcomp.bag.open_reader`: a bag that is missing, empty, truncated,
+without metadata or with an MCAP chunk failing its CRC is refused with a one-line
+`imgcomp.bag.BagError` before any model is loaded or anything written, and a failure while
+reading becomes one too. Output is written through `imgcomp.bag.open_output`: into
+`<OUT>.partial/` and moved to `OUT` only once complete, so an interrupted run leaves `OUT`
+absent (or, with `overwrite`, the old `OUT` intact) and the input untouched; the next run
+recovers what a killed one left. Messages are streamed one at a time, so memory does not grow
+with the bag.
 
 CompressedImage topics follow image_transport's naming: the features of
 `/cam/image_raw/compressed` go to `/cam/image_raw/imgcomp`, so decompressing gives back a raw
@@ -44,10 +48,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import cv2
 import numpy as np
-from rosbags.rosbag2 import Reader
 from tqdm import tqdm
 
-from imgcomp.bag import bag_size_bytes, open_output
+from imgcomp.bag import BagReader, bag_size_bytes, check_output, open_output, open_reader
 from imgcomp.image import SUPPORTED_ENCODINGS, ImageEncodingError, image_from_msg_fields, image_to_msg_fields
 from imgcomp.rosmsg import IMAGE_TYPE, MSG_TYPE, deserialize, make_features_msg, serialize, stamp_to_ns, typestore
 
@@ -120,23 +123,16 @@ def features_topic_for(topic: str, msgtype: str = IMAGE_TYPE) -> str:
 
 
 def _check_paths(in_bag: Path, out_bag: Path) -> None:
-    if not in_bag.exists():
-        raise FileNotFoundError(f"input bag {in_bag} does not exist")
     src, dst = in_bag.resolve(), out_bag.resolve()
     if src == dst or src in dst.parents or dst in src.parents:
         raise ValueError(f"output {out_bag} must not be, contain or lie inside the input {in_bag}")
 
 
-def _topic_types(reader: Reader) -> dict[str, set[str]]:
+def _topic_types(reader: BagReader) -> dict[str, set[str]]:
     types: dict[str, set[str]] = defaultdict(set)
     for c in reader.connections:
         types[c.topic].add(c.msgtype)
     return types
-
-
-def _storage_of(bag: Path) -> str | None:
-    suffixes = {p.suffix for p in ([bag] if bag.is_file() else bag.iterdir())}
-    return "mcap" if ".mcap" in suffixes else "sqlite3" if ".db3" in suffixes else None
 
 
 def _image_topics(types: dict[str, set[str]]) -> list[str]:
@@ -210,10 +206,33 @@ class _CodecCache:
         return self._codecs[model]
 
 
-def _default_factory(device: str) -> Callable[[str], Codec]:
-    from imgcomp.codec import Codec
+def _check_device(device: str) -> None:
+    """A one-line ValueError for a device torch cannot use here (before any model loads)."""
+    import torch
 
-    return lambda model: Codec(model, device=device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"device {device!r} is not a torch device (cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: torch sees no CUDA GPU on this machine")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r}: torch sees {torch.cuda.device_count()} CUDA GPU(s)")
+
+
+def _default_factory(device: str) -> Callable[[str], Codec]:
+    _check_device(device)
+
+    def load(model: str) -> Codec:
+        from imgcomp.codec import Codec
+        from imgcomp.models.registry import WeightsError
+
+        try:
+            return Codec(model, device=device)
+        except WeightsError as exc:  # unknown model, missing or altered weights: the user's to fix
+            raise ValueError(str(exc)) from None
+
+    return load
 
 
 # ------------------------------------------------------------------------------------ compress
@@ -235,6 +254,7 @@ class CompressSummary:
     in_bytes: int = 0  # whole bag folders on disk
     out_bytes: int = 0
     seconds: float = 0.0
+    unverified_chunks: int = 0  # input MCAP chunks without a CRC: damage in them went unnoticed
 
     @property
     def ratio(self) -> float | None:
@@ -261,8 +281,17 @@ class CompressSummary:
             f"  {self.copied} other messages copied\n"
             f"  bag {self.in_bytes:,} B -> {self.out_bytes:,} B ({ratio} smaller); "
             f"image messages {self.image_bytes:,} B -> {self.features_bytes:,} B ({image_ratio})\n"
-            f"  {self.seconds:.1f} s"
+            f"  {self.seconds:.1f} s{_unverified_note(self.unverified_chunks)}"
         )
+
+
+def _unverified_note(chunks: int) -> str:
+    if not chunks:
+        return ""
+    return (
+        f"\n  note: {chunks} input MCAP chunk(s) carry no CRC (written by rosbags?): "
+        "damage in them cannot be detected"
+    )
 
 
 def _resolve_source_topic(types: dict[str, set[str]], topic: str) -> str:
@@ -321,22 +350,24 @@ def compress(
     non-image topic or a features topic that already exists, FileExistsError for an existing
     `out_bag` without `overwrite`.
     """
-    from imgcomp.codec import DEFAULT_MODEL
-    from imgcomp.nodes_core.encoder_core import EncoderCore
-    from imgcomp.nodes_core.rejections import Rejection
-
     started = time.monotonic()
     in_bag, out_bag = Path(in_bag), Path(out_bag)
     _check_paths(in_bag, out_bag)
+    check_output(out_bag, overwrite)
     if codec is not None and model is not None and model != codec.model_name:
         raise ValueError(f"model {model!r} disagrees with the given codec's {codec.model_name!r}")
-    with Reader(in_bag) as reader:
+    with open_reader(in_bag, "input bag") as reader:
         types = _topic_types(reader)
         topic = _resolve_source_topic(types, topic)
         msgtype = COMPRESSED_IMAGE_TYPE if COMPRESSED_IMAGE_TYPE in types[topic] else IMAGE_TYPE
         out_topic = features_topic_for(topic, msgtype)
         if out_topic in types:
             raise ValueError(f"the bag already has a topic {out_topic}; compress writes its features there")
+        # torch is imported only from here on: every error above comes at once
+        from imgcomp.codec import DEFAULT_MODEL
+        from imgcomp.nodes_core.encoder_core import EncoderCore
+        from imgcomp.nodes_core.rejections import Rejection
+
         if codec is None:
             codec = _default_factory(device)(model or DEFAULT_MODEL)
         loaded = codec
@@ -371,6 +402,7 @@ def compress(
                     on_frame(summary.frames - 1)
     summary.skipped = dict(skips.counts)
     summary.mean_bpp = bpp_sum / summary.frames if summary.frames else None
+    summary.unverified_chunks = reader.check.unverified_chunks
     summary.in_bytes, summary.out_bytes = bag_size_bytes(in_bag), bag_size_bytes(out_bag)
     summary.seconds = time.monotonic() - started
     return summary
@@ -389,6 +421,7 @@ class DecompressSummary:
     in_bytes: int = 0
     out_bytes: int = 0
     seconds: float = 0.0
+    unverified_chunks: int = 0  # as in CompressSummary
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -401,7 +434,8 @@ class DecompressSummary:
             f"  {self.frames} frames decoded, skipped: {skipped}; models: "
             + (", ".join(f"{m} ({n})" for m, n in self.models.items()) or "none"),
             f"  {self.copied} other messages copied",
-            f"  bag {self.in_bytes:,} B -> {self.out_bytes:,} B; {self.seconds:.1f} s",
+            f"  bag {self.in_bytes:,} B -> {self.out_bytes:,} B; {self.seconds:.1f} s"
+            + _unverified_note(self.unverified_chunks),
         ]
         return "\n".join(lines)
 
@@ -440,17 +474,18 @@ def decompress(
     default `Codec(name, device)`). Other topics are copied unchanged. `on_frame` as in
     `compress`.
     """
-    from imgcomp.nodes_core.decoder_core import DecoderCore
-    from imgcomp.nodes_core.fields import FeaturesFields
-    from imgcomp.nodes_core.rejections import Rejection
-
     started = time.monotonic()
     in_bag, out_bag = Path(in_bag), Path(out_bag)
     _check_paths(in_bag, out_bag)
-    factory = _CodecCache(codec_factory or _default_factory(device))
+    check_output(out_bag, overwrite)
     image_cls = typestore().types[IMAGE_TYPE]
-    with Reader(in_bag) as reader:
+    with open_reader(in_bag, "input bag") as reader:
         mapping = _decoded_topics(_topic_types(reader))
+        from imgcomp.nodes_core.decoder_core import DecoderCore  # torch: after the input checks
+        from imgcomp.nodes_core.fields import FeaturesFields
+        from imgcomp.nodes_core.rejections import Rejection
+
+        factory = _CodecCache(codec_factory or _default_factory(device))
         core = DecoderCore(factory, model=None)
         summary = DecompressSummary(str(in_bag), str(out_bag), mapping)
         skips = _SkipLog("decompress")
@@ -490,6 +525,7 @@ def decompress(
                     on_frame(summary.frames - 1)
     summary.skipped = dict(skips.counts)
     summary.models = dict(models)
+    summary.unverified_chunks = reader.check.unverified_chunks
     summary.in_bytes, summary.out_bytes = bag_size_bytes(in_bag), bag_size_bytes(out_bag)
     summary.seconds = time.monotonic() - started
     return summary
@@ -504,7 +540,7 @@ def info(bag: str | Path) -> dict[str, Any]:
     (frames - 1) / (last - first bag timestamp); None with fewer than two frames.
     """
     bag = Path(bag)
-    with Reader(bag) as reader:
+    with open_reader(bag) as reader:
         features = [c for c in reader.connections if c.msgtype == MSG_TYPE]
         stats: dict[str, dict[str, Any]] = {}
         for c in features:
@@ -514,7 +550,7 @@ def info(bag: str | Path) -> dict[str, Any]:
                  "sizes": Counter(), "payload_bytes": 0, "bpp_sum": 0.0, "first": None, "last": None,
                  "malformed": 0},
             )
-        for connection, timestamp, raw in reader.messages(connections=features) if features else ():
+        for connection, timestamp, raw in reader.messages(connections=features):
             s = stats[connection.topic]
             try:
                 msg = deserialize(raw, MSG_TYPE)
@@ -551,8 +587,10 @@ def info(bag: str | Path) -> dict[str, Any]:
             }
         return {
             "bag": str(bag),
-            "storage": _storage_of(bag),
+            "storage": reader.check.storage,
             "size_bytes": bag_size_bytes(bag),
+            "mcap_chunks": reader.check.chunks,
+            "unverified_chunks": reader.check.unverified_chunks,
             "messages": reader.message_count,
             "duration_s": reader.duration / 1e9,
             "topics": {t: {"type": i.msgtype, "messages": i.msgcount} for t, i in sorted(reader.topics.items())},
@@ -565,8 +603,14 @@ def format_info(report: dict[str, Any]) -> str:
     lines = [
         f"{report['bag']}: {report['storage'] or '?'}, {report['size_bytes']:,} B, "
         f"{report['messages']} messages, {report['duration_s']:.2f} s",
-        "topics:",
     ]
+    if report["mcap_chunks"]:
+        unverified = report["unverified_chunks"]
+        lines.append(
+            f"MCAP chunks: {report['mcap_chunks']}, "
+            + (f"{unverified} without a CRC (damage in them cannot be detected)" if unverified else "all CRC-checked")
+        )
+    lines.append("topics:")
     lines += [f"  {t}  {i['type']}  {i['messages']}" for t, i in report["topics"].items()]
     if not report["compressed"]:
         lines.append(f"no {MSG_TYPE} topics")
@@ -601,10 +645,10 @@ class _Item:
         return dataclasses.replace(self, raw=bytes(self.raw))
 
 
-def _keyed(reader: Reader, connections: list[Any], side: int, topic_of: Callable[[Any], str]) -> Iterator[_Item]:
+def _keyed(reader: BagReader, connections: list[Any], side: int, topic_of: Callable[[Any], str]) -> Iterator[_Item]:
     """(bag time, key, raw) of every message of `connections`; unparsable ones get stamp -1
     (never matched: they count as unmatched)."""
-    for connection, timestamp, raw in reader.messages(connections=connections) if connections else ():
+    for connection, timestamp, raw in reader.messages(connections=connections):
         try:
             stamp = stamp_to_ns(deserialize(raw, connection.msgtype).header)
         except Exception:  # noqa: BLE001 - evaluated (and counted) as a failure below
@@ -651,9 +695,8 @@ def evaluate(
     frames whose partner has not arrived yet are held.
     """
     compressed, raw = Path(compressed), Path(raw)
-    factory = _CodecCache(codec_factory or _default_factory(device))
     failed = _SkipLog("eval")
-    with Reader(compressed) as creader, Reader(raw) as rreader:
+    with open_reader(compressed, "compressed bag") as creader, open_reader(raw, "raw bag") as rreader:
         ctopics = {c.topic for c in creader.connections if c.msgtype == MSG_TYPE}
         if not ctopics:
             raise ValueError(f"{compressed} has no {MSG_TYPE} topic")
@@ -667,6 +710,7 @@ def evaluate(
                 f"(expected <topic> for <topic>{FEATURES_SUFFIX})"
             )
         cconns = [c for c in creader.connections if c.msgtype == MSG_TYPE]
+        factory = _CodecCache(codec_factory or _default_factory(device))
 
         def features_topic(c: Any) -> str:
             return c.topic

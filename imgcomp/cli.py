@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
+
+from imgcomp.cli_support import Parser, device_arg, run_command
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -173,12 +176,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="imgcomp", description=__doc__)
+    parser = Parser(prog="imgcomp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a codec or a multi-task head from a YAML config")
     p.add_argument("--config", required=True, type=Path)
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--device", default="cpu", type=device_arg, help="cpu, cuda or cuda:N")
     p.add_argument("--resume", action="store_true", help="continue from runs/<name>/last.pt")
     p.add_argument("--steps", type=int, help="override the config's total steps")
     p.add_argument("--run-dir", type=Path, help="override the config's run folder")
@@ -211,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resolutions", nargs="*", default=["640x480"], choices=["640x480", "1280x720", "1920x1080"])
     p.add_argument("--frames", type=int, default=30)
     p.add_argument("--quality", type=int)
-    p.add_argument("--device", default="cpu", help="cpu or cuda (CUDA-event timing after warm-up)")
+    p.add_argument("--device", default="cpu", type=device_arg, help="cpu or cuda (CUDA-event timing after warm-up)")
     p.add_argument("--backends", nargs="+", default=["torch"], choices=["torch", "onnxruntime", "tensorrt"])
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--memory", action="store_true", help="also peak RSS to encode/decode the largest accepted frame (3840x2160)")
@@ -248,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, help="stream frame rate (default: the video's)")
     p.add_argument("--frames", type=int, default=120)
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/rate"))
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", type=device_arg)
     p.add_argument("--threads", type=int, default=0)
     p.set_defaults(func=_cmd_bench_rate)
 
@@ -269,8 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a bad input is one line on stderr and a non-zero exit status."""
+    # torch_geometric (imported with CompressAI) warns about torch.jit.script at import time:
+    # not the user's concern, and two more lines on stderr.
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=FutureWarning)
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    return run_command(f"imgcomp {args.command}", lambda: args.func(args))
 
 
 if __name__ == "__main__":

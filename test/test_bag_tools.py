@@ -361,10 +361,10 @@ def test_interrupted_write_leaves_no_output_and_the_input_untouched(small_bag, t
     with pytest.raises(RuntimeError, match="simulated crash"):
         compress(small_bag, out, codec=hyperprior_codec, progress=False, on_frame=crash)
     assert not out.exists()
-    assert partial_path(out).is_dir() and not (partial_path(out) / "out" / "metadata.yaml").exists()
+    assert not partial_path(out).exists()  # the run's own incomplete bag: removed on the way out
     assert folder_hash(small_bag) == before
 
-    # a rerun clears the stale .partial and completes; an existing OUT is refused ...
+    # a rerun completes; an existing OUT is refused ...
     assert compress(small_bag, out, codec=hyperprior_codec, progress=False).frames == 2
     assert out.is_dir() and not partial_path(out).exists()
     complete = folder_hash(out)
@@ -397,7 +397,7 @@ def test_sigkill_mid_run_leaves_a_partial_folder(small_bag, tmp_path, factorized
     assert not out.exists() and partial_path(out).is_dir()
     assert folder_hash(small_bag) == before
     assert not (partial_path(out) / "out" / "metadata.yaml").exists()
-    # a rerun recognises the killed run's leftovers as a stale partial bag and replaces them
+    # a rerun recognises the killed run's leftovers by their marker and replaces them
     assert compress(small_bag, out, codec=factorized_codec, progress=False).frames == 2
     assert out.is_dir() and not partial_path(out).exists()
     assert folder_hash(small_bag) == before
@@ -407,7 +407,7 @@ def test_a_partial_folder_holding_anything_else_is_never_deleted(small_bag, tmp_
     out = tmp_path / "out"
     partial_path(out).mkdir()
     (partial_path(out) / "notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="not a stale partial bag"):
+    with pytest.raises(ValueError, match="has no imgcomp marker"):
         compress(small_bag, out, codec=factorized_codec, progress=False)
     assert (partial_path(out) / "notes.txt").read_text() == "mine"
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
 from imgcomp.cli import main
 from imgcomp.evaluate import RDPoint, bd_rate
-
-from pathlib import Path
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "images"
 
@@ -56,3 +55,42 @@ def test_bench_command_measures_against_the_reference(tmp_path):
     assert ours["encode_ms"]["p50"] > 0 and math.isfinite(ours["analysis_speedup_vs_reference"])
     assert ours["end_to_end_ms"]["p50"] >= ours["encode_ms"]["p50"] * 0.5
     assert "CompressAI bmshj2018-factorized (N=128, M=192)" in rows
+
+
+def _one_error_line(capsys, prefix: str) -> str:
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) == 1 and "Traceback" not in err and lines[0].startswith(prefix), err
+    return lines[0]
+
+
+def test_bad_arguments_are_one_line_and_a_non_zero_exit(tmp_path, capsys):
+    """An unknown model, a missing file, a bad device: one line on stderr, no traceback."""
+    from imgcomp.bag import open_writer
+    from imgcomp.rosmsg import IMAGE_TYPE, make_image_msg
+
+    bag = tmp_path / "bag"
+    with open_writer(bag) as writer:
+        writer.write("/camera/image_raw", IMAGE_TYPE, 1, make_image_msg(1, "cam", _small_crop(), "rgb8"))
+    out = tmp_path / "out"
+    assert main(["bag", "compress", str(bag), str(out), "--model", "nope", "--no-progress"]) == 1
+    assert "unknown model 'nope'" in _one_error_line(capsys, "imgcomp bag: error: ")
+    assert not out.exists() and not (tmp_path / "out.partial").exists()
+
+    assert main(["export", "--model", "nope", "--out", str(tmp_path / "x")]) == 1
+    assert "unknown model 'nope'" in _one_error_line(capsys, "imgcomp export: error: ")
+    assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 1
+    assert "missing.yaml" in _one_error_line(capsys, "imgcomp train: error: ")
+
+    for argv in (["bag", "compress", str(bag), str(out), "--device", "gpu"],
+                 ["bench", "--device", "cuda:99"], ["bag", "compress", str(bag)]):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+        _one_error_line(capsys, "imgcomp")
+
+
+def _small_crop():
+    from imgcomp.data.crops import read_rgb
+
+    return read_rgb(FIXTURES / "baboon.png")[:16, :24].copy()

@@ -9,7 +9,22 @@
 * `evaluate`  - ``imgcomp multitask eval``: the head beside its baselines, timing, picture grid
 """
 
-from imgcomp.multitask.model import HeadConfig, MultiTaskHead
-from imgcomp.multitask.predictor import Perception, Perceiver
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["HeadConfig", "MultiTaskHead", "Perception", "Perceiver"]
+
+
+def __getattr__(name: str) -> Any:
+    # These pull in torch; loading them on first use keeps `imgcomp ...` (whose parser
+    # imports imgcomp.multitask.cli) from importing torch for every command.
+    if name in ("HeadConfig", "MultiTaskHead"):
+        from imgcomp.multitask import model
+
+        return getattr(model, name)
+    if name in ("Perception", "Perceiver"):
+        from imgcomp.multitask import predictor
+
+        return getattr(predictor, name)
+    raise AttributeError(f"module 'imgcomp.multitask' has no attribute {name!r}")
