@@ -4,7 +4,9 @@
   decoder's /diagnostics, and the next good frame still decodes;
 * a payload of other weights is rejected with cause model_mismatch;
 * an Image of an unsupported encoding is counted by the encoder, the next good one encodes;
-* parameter ranges are enforced (quality 9 refused) and a new quality is used at once.
+* parameter ranges are enforced (quality 9 refused) and a new quality is used at once;
+* forged payloads with recomputed CRCs (huge claimed sizes, empty or minimal streams) are
+  rejected (malformed_payload, too_large) or decoded, and the next good frame still decodes.
 
 Needs ROS 2 sourced and this package and imgcomp_msgs built (see test_launch_loopback.py).
 """
@@ -205,6 +207,30 @@ class TestNodes(unittest.TestCase):
         self.image_pub.publish(_image(700))
         self.assertTrue(self._spin_until(lambda: 700 in self.features))
         self.assertEqual(self.features[700].quality, 5)
+
+    def test_5_forged_payloads_with_valid_crcs_cost_one_frame_each(self) -> None:
+        """The forgeries that segfaulted the decoder before (a recomputed CRC, a huge claimed
+        size, empty or minimal streams): each is rejected or decoded, the node keeps serving."""
+        self._decode_until_ready(800)
+        frame = bitstream.unpack(self.codec.encode(_rgb(900), quality=2, encoding="rgb8", frame_number=900))
+
+        def forged(side: int, streams: tuple[bytes, ...]) -> bytes:
+            header = dataclasses.replace(frame.header, height=side, width=side,
+                                         latent_shape=self.codec.expected_latent_shape(side, side))
+            return bitstream.pack_fields(bitstream.Frame(header, streams))
+
+        before = self._rejected("imgcomp_decoder", "malformed_payload")
+        self.features_pub.publish(self._features_msg(900, payload=forged(2048, (b"", b"")), height=2048, width=2048))
+        self.assertTrue(self._spin_until(lambda: self._rejected("imgcomp_decoder", "malformed_payload") > before))
+        self.features_pub.publish(self._features_msg(901, payload=forged(4096, frame.streams), height=4096, width=4096))
+        self.assertTrue(self._spin_until(lambda: self._rejected("imgcomp_decoder", "too_large") >= 1),
+                        f"no too_large rejection: {self.diagnostics.get('imgcomp_decoder')}")
+        self.features_pub.publish(self._features_msg(902, payload=forged(256, (b"\xff" * 8, b"\xff" * 8)),
+                                                     height=256, width=256))
+        self.assertTrue(self._spin_until(lambda: 902 in self.decoded), "a forged string of valid length did not decode")
+        self.assertEqual((self.decoded[902].height, self.decoded[902].width), (256, 256))
+        self.features_pub.publish(self._features_msg(903))
+        self.assertTrue(self._spin_until(lambda: 903 in self.decoded), "the next good frame did not decode")
 
 
 @launch_testing.post_shutdown_test()
