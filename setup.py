@@ -68,6 +68,8 @@ setup(
     },
     data_files=_data_files(),
     install_requires=_requirements(),
+    # colcon test runs pytest (not unittest, which finds 0 tests) when pytest is a test dependency
+    extras_require={"test": ["pytest"]},
     python_requires=">=3.10",
     zip_safe=False,
     maintainer="imgcomp maintainers",

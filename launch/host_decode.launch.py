@@ -18,14 +18,16 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+from imgcomp.launch_args import check_device, check_model
+
 
 def _decoder(context):
     features_topic = LaunchConfiguration("features_topic").perform(context)
     overrides = {}
-    for name in ("model", "device"):
+    for name, check in (("model", check_model), ("device", check_device)):
         value = LaunchConfiguration(name).perform(context)
         if value:
-            overrides[name] = value
+            overrides[name] = check(value)
     parameters = [LaunchConfiguration("params_file").perform(context)]
     if overrides:
         parameters.append(overrides)

@@ -12,19 +12,21 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+from imgcomp.launch_args import check_device, check_model, check_quality
+
 
 def _encoder(context):
     camera_topic = LaunchConfiguration("camera_topic").perform(context).rstrip("/")
     overrides = {}
-    for name in ("model", "device"):
-        value = LaunchConfiguration(name).perform(context)
-        if value:
-            overrides[name] = value
+    model = LaunchConfiguration("model").perform(context)
+    if model:
+        overrides["model"] = check_model(model)
+    device = LaunchConfiguration("device").perform(context)
+    if device:
+        overrides["device"] = check_device(device)
     quality = LaunchConfiguration("quality").perform(context)
     if quality:
-        if not quality.isdigit():
-            raise ValueError(f"quality must be a positive integer, got {quality!r}")
-        overrides["quality"] = int(quality)
+        overrides["quality"] = check_quality(quality, model or None)
     parameters = [LaunchConfiguration("params_file").perform(context)]
     if overrides:
         parameters.append(overrides)

@@ -9,7 +9,7 @@ Topics: `<camera_topic>` -> `<camera_topic>/imgcomp` -> `output_topic`.
 from pathlib import Path
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from launch.actions import DeclareLaunchArgument, GroupAction, IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 
@@ -56,7 +56,9 @@ def generate_launch_description():
                 default_value="false",
                 description="true: also run the multi-task node (depth, segmentation, normals under /camera)",
             ),
-            IncludeLaunchDescription(
+            # Each include in its own scope: jetson_encode's params_file (encoder.yaml) must not
+            # become host_decode's params_file.
+            GroupAction(scoped=True, actions=[IncludeLaunchDescription(
                 PythonLaunchDescriptionSource(str(HERE / "jetson_encode.launch.py")),
                 launch_arguments={
                     "camera_topic": camera_topic,
@@ -64,8 +66,8 @@ def generate_launch_description():
                     "quality": LaunchConfiguration("quality"),
                     "device": LaunchConfiguration("device"),
                 }.items(),
-            ),
-            IncludeLaunchDescription(
+            )]),
+            GroupAction(scoped=True, actions=[IncludeLaunchDescription(
                 PythonLaunchDescriptionSource(str(HERE / "host_decode.launch.py")),
                 launch_arguments={
                     "features_topic": [camera_topic, "/imgcomp"],
@@ -75,6 +77,6 @@ def generate_launch_description():
                     "rviz": LaunchConfiguration("rviz"),
                     "multitask": LaunchConfiguration("multitask"),
                 }.items(),
-            ),
+            )]),
         ]
     )

@@ -7,6 +7,8 @@ Runs `ros2 bag record -s <storage> -o <out> <topics...>`. Replay with `ros2 bag 
 and run the decoder (host_decode.launch.py) to get the images back.
 """
 
+import importlib.util
+import shutil
 import time
 
 from launch import LaunchDescription
@@ -15,6 +17,10 @@ from launch.substitutions import LaunchConfiguration
 
 
 def _record(context):
+    # Without rosbag2 `ros2 bag` is an unknown verb and the launch would still exit 0.
+    if shutil.which("ros2") is None or importlib.util.find_spec("ros2bag") is None:
+        raise RuntimeError("`ros2 bag` is not installed (the ros2bag package is missing): install rosbag2, "
+                           "e.g. apt install ros-$ROS_DISTRO-rosbag2 ros-$ROS_DISTRO-rosbag2-storage-mcap")
     out = LaunchConfiguration("out").perform(context) or time.strftime("imgcomp_%Y%m%d_%H%M%S")
     topics = LaunchConfiguration("topics").perform(context).split()
     if not topics:

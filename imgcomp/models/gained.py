@@ -15,13 +15,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import warnings
+
 import numpy as np
 import torch
-from compressai.entropy_models import EntropyBottleneck, GaussianConditional
-from compressai.layers import GDN
-from compressai.models.base import CompressionModel, get_scale_table
-from compressai.models.utils import conv, deconv
 from torch import Tensor, nn
+
+with warnings.catch_warnings():
+    # torch_geometric, imported by CompressAI, warns about torch.jit.script at import time: every
+    # node start printed it. Scoped to this import; nothing of ours uses torch.jit.
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=FutureWarning)
+    from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+    from compressai.layers import GDN
+    from compressai.models.base import CompressionModel, get_scale_table
+    from compressai.models.utils import conv, deconv
 
 from imgcomp.models import entropy_coding
 from imgcomp.models.integer_prior import IntegerHyperSynthesis

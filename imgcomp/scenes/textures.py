@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +17,16 @@ from imgcomp.data.crops import image_paths, read_rgb
 GAMMA = 2.0
 _F = np.float32
 _REPO = Path(__file__).resolve().parents[2]
-TEXTURE_FOLDERS = (_REPO / "data" / "images" / "train", _REPO / "test" / "fixtures" / "images")
+
+
+def texture_folders() -> tuple[Path, ...]:
+    """Where textures may be, in order: $IMGCOMP_DATA/images/train, ./data/images/train, the
+    checkout's data/images/train and test fixtures. An installed package (colcon, pip) has no
+    checkout next to it, so the data folder is found from the environment or the working folder."""
+    roots = [Path(os.environ["IMGCOMP_DATA"])] if os.environ.get("IMGCOMP_DATA") else []
+    roots += [Path.cwd() / "data", _REPO / "data"]
+    fixtures = [Path.cwd() / "test" / "fixtures" / "images", _REPO / "test" / "fixtures" / "images"]
+    return tuple(dict.fromkeys([root / "images" / "train" for root in roots] + fixtures))
 # prepare.py stores each photo at several downscales as <stem>_s<k>.png; one per photo is enough.
 _SCALE_SUFFIX = re.compile(r"_s\d+$")
 
@@ -110,10 +120,13 @@ class TexturePool:
 
 def default_texture_folder() -> Path:
     """data/images/train when prepared (``make data``), else the committed test fixtures."""
-    for folder in TEXTURE_FOLDERS:
+    folders = texture_folders()
+    for folder in folders:
         if folder.is_dir() and image_paths(folder):
             return folder
-    raise FileNotFoundError(f"no texture images in any of {[str(f) for f in TEXTURE_FOLDERS]}")
+    raise FileNotFoundError(
+        f"no texture images in any of {[str(f) for f in folders]}: run `imgcomp data` or set IMGCOMP_DATA"
+    )
 
 
 @functools.lru_cache(maxsize=1)

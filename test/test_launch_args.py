@@ -1,0 +1,57 @@
+"""Launch arguments are checked before any node starts (`imgcomp.launch_args`), and resources
+are found from an installed package, not only from a checkout."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from imgcomp.launch_args import LaunchArgumentError, check_device, check_model, check_quality
+from imgcomp.scenes import textures
+
+
+@pytest.mark.parametrize("text", ["0", "7", "-1", "3.5", "", "x", "True"])
+def test_bad_quality_is_one_clear_error(text: str) -> None:
+    with pytest.raises(LaunchArgumentError, match=r"quality:=.* must be an integer in 1\.\.6"):
+        check_quality(text, "hyperprior-mse")
+
+
+def test_quality_range_follows_the_model() -> None:
+    assert check_quality("6", "hyperprior-mse") == 6
+    assert check_quality("1", "cae8-ssim") == 1
+    with pytest.raises(LaunchArgumentError, match=r"1\.\.1"):
+        check_quality("2", "cae8-ssim")
+    assert check_quality("6", None) == 6
+
+
+def test_unknown_model_and_device_are_refused() -> None:
+    with pytest.raises(LaunchArgumentError, match="model:='nope' is not a shipped model; shipped: .*hyperprior-mse"):
+        check_model("nope")
+    with pytest.raises(LaunchArgumentError, match="device:='gpu'"):
+        check_device("gpu")
+    assert check_device("cuda") == "cuda"
+
+
+def test_the_launch_files_check_their_arguments() -> None:
+    from pathlib import Path
+
+    launch = Path(__file__).resolve().parent.parent / "launch"
+    assert "check_quality(" in (launch / "jetson_encode.launch.py").read_text()
+    assert "check_model" in (launch / "host_decode.launch.py").read_text()
+    assert "GroupAction(scoped=True" in (launch / "loopback.launch.py").read_text()
+
+
+def test_textures_are_found_from_the_environment_and_the_working_folder(tmp_path, monkeypatch) -> None:
+    fixture = next((Path(__file__).resolve().parent / "fixtures" / "images").glob("*.png"))
+    train = tmp_path / "somewhere" / "images" / "train"
+    train.mkdir(parents=True)
+    shutil.copy(fixture, train / fixture.name)
+    monkeypatch.setenv("IMGCOMP_DATA", str(tmp_path / "somewhere"))
+    assert textures.default_texture_folder() == train
+    monkeypatch.delenv("IMGCOMP_DATA")
+    monkeypatch.chdir(tmp_path / "somewhere" / "..")
+    (tmp_path / "data").mkdir()
+    shutil.copytree(tmp_path / "somewhere" / "images", tmp_path / "data" / "images")
+    assert textures.default_texture_folder() == tmp_path / "data" / "images" / "train"
