@@ -292,3 +292,20 @@ def test_pip_wheel_and_install(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "codec"
     assert (target / "bin" / "imgcomp").is_file()
+
+
+def test_colcon_test_would_run_pytest() -> None:
+    """`colcon test` picks pytest only when setup.py names it as a test dependency; otherwise it
+    runs `python3 -m unittest`, which finds none of this suite's tests."""
+    reason = _colcon_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from colcon_python_setup_py.package_identification.python_setup_py import get_setup_information\n"
+        "from colcon_core.task.python.test import has_test_dependency\n"
+        "print(has_test_dependency(get_setup_information(Path(sys.argv[1])), 'pytest'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # colcon's own interpreter, as colcon runs it
+    out = subprocess.run([_script_python("colcon"), "-c", code, str(REPO)], capture_output=True, text=True, env=env, cwd=REPO)
+    assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr
