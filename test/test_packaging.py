@@ -307,5 +307,5 @@ def test_colcon_test_would_run_pytest() -> None:
         "print(has_test_dependency(get_setup_information(Path(sys.argv[1])), 'pytest'))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # colcon's own interpreter, as colcon runs it
-    out = subprocess.run([_script_python("colcon"), "-c", code, str(REPO)], capture_output=True, text=True, env=env, cwd=REPO)
+    out = subprocess.run([_script_python("colcon"), "-c", code, str(REPO / "setup.py")], capture_output=True, text=True, env=env)
     assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr
