@@ -5,9 +5,11 @@ decoder. `forge(rng, models)` makes one case: header fields at and beyond their 
 that are empty, short, random, all ones, too long, or real streams of a real frame relabelled to
 another size or model. `FuzzRunner` decodes cases through `DecoderCore.process` (the node's
 path, never raising by contract) in a long-lived child process; the parent watches each case:
-a child killed by a signal is a *crash*, a case over `timeout_s` a *hang*, a child whose peak RSS
-passes `max_rss_mb` a *memory* failure, and an exception out of the core a *raised*. After a
-crash or hang the child is replaced and the run goes on.
+a child killed by a signal is a *crash*; a case that uses more than `timeout_s` of CPU time, or
+gives no answer within `wall_limit_s`, is a *hang* (CPU time, because on a shared machine wall
+time also measures the neighbours); a child whose peak RSS passes `max_rss_mb` is a *memory*
+failure, and an exception out of the core a *raised*. After a crash or hang the child is
+replaced and the run goes on.
 """
 
 from __future__ import annotations
@@ -203,17 +205,20 @@ def _child(conn: Any, max_output_pixels: int, threads: int) -> None:
     from imgcomp.nodes_core.rejections import Rejection
 
     core = DecoderCore(model=None, max_cached_models=16, max_output_pixels=max_output_pixels)
-    conn.send(("ready", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024))
+    conn.send(("ready", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, 0.0))
     while True:
         payload = conn.recv()
         if payload is None:
             return
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu_before = usage.ru_utime + usage.ru_stime
         try:
             out = core.process(fields_for(payload))
             outcome = out.cause if isinstance(out, Rejection) else "decoded"
         except Exception as exc:  # noqa: BLE001 - the core must never raise: report it
             outcome = f"raised:{type(exc).__name__}: {exc}"
-        conn.send((outcome, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024))
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        conn.send((outcome, usage.ru_maxrss // 1024, usage.ru_utime + usage.ru_stime - cpu_before))
 
 
 @dataclass
@@ -222,7 +227,8 @@ class FuzzReport:
     outcomes: Counter = field(default_factory=Counter)
     failures: list[dict[str, Any]] = field(default_factory=list)
     peak_rss_mb: int = 0
-    slowest_s: float = 0.0
+    slowest_s: float = 0.0  # wall time
+    slowest_cpu_s: float = 0.0
     wall_s: float = 0.0
 
     @property
@@ -236,6 +242,7 @@ class FuzzReport:
             "outcomes": dict(sorted(self.outcomes.items())),
             "peak_rss_mb": self.peak_rss_mb,
             "slowest_case_s": round(self.slowest_s, 3),
+            "slowest_case_cpu_s": round(self.slowest_cpu_s, 3),
             "wall_s": round(self.wall_s, 1),
             "failed_cases": self.failures[:50],
         }
@@ -244,8 +251,12 @@ class FuzzReport:
 class FuzzRunner:
     """Decodes payloads in a child process; see the module docstring."""
 
-    def __init__(self, max_output_pixels: int, timeout_s: float = 10.0, max_rss_mb: int = 2048, threads: int = 1) -> None:
+    def __init__(
+        self, max_output_pixels: int, timeout_s: float = 10.0, max_rss_mb: int = 2048, threads: int = 1, wall_limit_s: float = 60.0
+    ) -> None:
         self.max_output_pixels, self.timeout_s, self.max_rss_mb, self.threads = max_output_pixels, timeout_s, max_rss_mb, threads
+        self.wall_limit_s = max(wall_limit_s, timeout_s)
+        self.last_cpu_s = 0.0
         self._ctx = mp.get_context("spawn")  # a clean interpreter: no torch state shared with the parent
         self._proc: Any = None
         self._conn: Any = None
@@ -279,13 +290,14 @@ class FuzzRunner:
         self.close()
 
     def run_one(self, payload: bytes) -> tuple[str, float, int]:
-        """(outcome, seconds, child peak RSS in MB). Outcome: "decoded", a rejection cause, or a failure."""
+        """(outcome, wall seconds, child peak RSS in MB); the case's CPU seconds in `last_cpu_s`.
+        Outcome: "decoded", a rejection cause, or a failure."""
         if self._proc is None:
             self._start()
         started = time.perf_counter()
         self._conn.send(payload)
         try:
-            ready = self._conn.poll(self.timeout_s)
+            ready = self._conn.poll(self.wall_limit_s)
             message = self._conn.recv() if ready else None
         except (EOFError, OSError):
             message = None
@@ -294,8 +306,11 @@ class FuzzRunner:
             self._proc.join(0.5)
             outcome = "crash" if self._proc.exitcode is not None else "hang"
             self._kill()
+            self.last_cpu_s = elapsed
             return outcome, elapsed, 0
-        outcome, rss_mb = message
+        outcome, rss_mb, self.last_cpu_s = message
+        if self.last_cpu_s > self.timeout_s:
+            return "hang", elapsed, rss_mb
         if rss_mb > self.max_rss_mb:
             self._kill()  # the peak is monotonic in a process: start clean for the next case
             return "memory", elapsed, rss_mb
@@ -333,8 +348,12 @@ def run_fuzz(
             report.outcomes[outcome] += 1
             report.peak_rss_mb = max(report.peak_rss_mb, rss)
             report.slowest_s = max(report.slowest_s, seconds)
+            report.slowest_cpu_s = max(report.slowest_cpu_s, runner.last_cpu_s)
             if outcome in FAILURES:
-                report.failures.append({"case": i, "outcome": outcome, "seconds": round(seconds, 3), "payload_hex": payload[:256].hex()})
+                report.failures.append({
+                    "case": i, "outcome": outcome, "seconds": round(seconds, 3), "cpu_s": round(runner.last_cpu_s, 3),
+                    "payload_hex": payload[:256].hex(),
+                })
     report.wall_s = time.perf_counter() - started
     return report
 
@@ -352,7 +371,8 @@ def write_report(report: FuzzReport, out_dir: Any, command: str) -> None:
         f"`{command}`",
         "",
         f"{report.cases} cases, {report.failure_count} failures (crash, hang, memory, raised), "
-        f"peak child RSS {report.peak_rss_mb} MB, slowest case {report.slowest_s:.2f} s, {report.wall_s / 60:.1f} min.",
+        f"peak child RSS {report.peak_rss_mb} MB, slowest case {report.slowest_cpu_s:.2f} s of CPU "
+        f"({report.slowest_s:.2f} s wall on a shared machine), {report.wall_s / 60:.1f} min.",
         "",
         "| outcome | cases |",
         "| --- | ---: |",
