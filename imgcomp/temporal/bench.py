@@ -199,10 +199,7 @@ def _plot(curves: dict[str, list[RDPoint]], path: Path) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="imgcomp bench-video")
+def add_arguments(p) -> None:
     p.add_argument("--video", type=Path, default=Path("data/video/vtest.avi"))
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/video"))
     p.add_argument("--frames", type=int, default=795)
@@ -212,10 +209,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crfs", type=int, nargs="+", default=[20, 24, 28, 32, 36, 40])
     p.add_argument("--psnr-every", type=int, default=1)
     p.add_argument("--timing-frames", type=int, default=30)
-    a = p.parse_args(argv)
+
+
+def run_from_args(a) -> int:
     r = run_video_bench(a.video, a.out, a.frames, a.scale, a.levels, a.intervals, a.crfs, a.psnr_every, a.timing_frames)
     print(markdown(r))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="imgcomp bench-video")
+    add_arguments(p)
+    return run_from_args(p.parse_args(argv))
 
 
 if __name__ == "__main__":
