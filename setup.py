@@ -63,7 +63,7 @@ setup(
         ],
     ),
     package_data={
-        "imgcomp": ["weights/*.pt", "weights/*.md", "weights/*.json",
+        "imgcomp": ["weights/*.pt", "weights/*.md", "weights/*.json", "weights/*.npz",
                     "weights/multitask/*.pt", "weights/multitask/*.md", "weights/multitask/*.json", "msg/*.msg"],
     },
     data_files=_data_files(),

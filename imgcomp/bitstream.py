@@ -12,9 +12,11 @@ Layout (all integers big-endian)::
       channels        u8         1 (mono) or 3 (colour) at the codec input
       encoding        u8 length + ASCII (sensor_msgs/Image encoding of the source)
       quality         u8         quality level, 1 = fewest bits
-      frame_type      u8         0 = key frame; 1 = predicted (reserved for the temporal mode)
+      frame_type      u8         0 = key frame; 1 = predicted (imgcomp.temporal: needs a StreamDecoder)
       frame_number    u32        frame counter of the stream
       reference       u32        frame_number of the reference frame (== frame_number for key frames)
+      stream id       u32        (version 3) changes whenever an encoder restarts; a predicted frame
+                                 applies only to a reference of the same stream id
       latent h, w     u16, u16   spatial shape handed to the entropy decoder
       n_streams       u8
       stream lengths  u32 each
@@ -34,7 +36,7 @@ import zlib
 from dataclasses import dataclass
 
 MAGIC = b"IMGC"
-FORMAT_VERSION = 2  # 2: closed rANS tables (imgcomp.models.entropy_coding); 1 could carry escapes
+FORMAT_VERSION = 3  # 3: stream id (temporal mode); 2: closed rANS tables (imgcomp.models.entropy_coding); 1 could carry escapes
 FRAME_KEY = 0
 FRAME_PREDICTED = 1
 MAX_SIDE = 16384
@@ -83,6 +85,7 @@ class FrameHeader:
     frame_number: int
     reference_frame_number: int
     latent_shape: tuple[int, int]
+    stream_id: int = 0  # u32; see imgcomp.temporal
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,7 @@ def pack_fields(frame: Frame) -> bytes:
             struct.pack(">IIB", h.height, h.width, h.channels),
             _short_string(h.encoding, "encoding", "ascii"),
             struct.pack(">BBII", h.quality, h.frame_type, h.frame_number & 0xFFFFFFFF, h.reference_frame_number & 0xFFFFFFFF),
+            struct.pack(">I", h.stream_id & 0xFFFFFFFF),
             struct.pack(">HHB", *h.latent_shape, len(frame.streams)),
             b"".join(struct.pack(">I", len(s)) for s in frame.streams),
         ]
@@ -186,6 +190,7 @@ def unpack(data: bytes | bytearray | memoryview) -> Frame:
     height, width, channels = r.unpack(">IIB", "image size")
     encoding = r.short_string("encoding", "ascii")
     quality, frame_type, frame_number, reference = r.unpack(">BBII", "frame fields")
+    (stream_id,) = r.unpack(">I", "stream id")
     latent_h, latent_w, n_streams = r.unpack(">HHB", "latent shape")
     lengths = [r.unpack(">I", "stream length")[0] for _ in range(n_streams)]
     if r.pos != header_end:
@@ -202,6 +207,7 @@ def unpack(data: bytes | bytearray | memoryview) -> Frame:
         streams.append(data[pos : pos + n])
         pos += n
     header = FrameHeader(
-        model, model_hash, height, width, channels, encoding, quality, frame_type, frame_number, reference, (latent_h, latent_w)
+        model, model_hash, height, width, channels, encoding, quality, frame_type, frame_number, reference, (latent_h, latent_w),
+        stream_id,
     )
     return Frame(header, tuple(streams))

@@ -258,6 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0)
     p.set_defaults(func=_cmd_bench_rate)
 
+    # temporal mode (imgcomp.temporal.bench parses its own options)
+    from imgcomp.temporal.bench import add_arguments, run_from_args
+
+    p = sub.add_parser("bench-video", help="temporal P-frames on vtest.avi beside intra and libx264 (BD-rates, plot, loss)")
+    add_arguments(p)
+    p.set_defaults(func=run_from_args)
+
     from imgcomp.bag_cli import register_bag_commands
     from imgcomp.multitask.cli import register_multitask_commands
 

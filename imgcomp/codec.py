@@ -123,6 +123,7 @@ class Codec:
         quality: int | None = None,
         encoding: str | None = None,
         frame_number: int = 0,
+        stream_id: int = 0,
     ) -> tuple[bytes, Tensor]:
         """`encode`, plus the gained quantized latent y_hat that the payload carries (what a
         decoder must recover exactly; cross-device checks compare against it)."""
@@ -148,6 +149,7 @@ class Codec:
             frame_number=frame_number,
             reference_frame_number=frame_number,
             latent_shape=tuple(int(v) for v in out["shape"]),
+            stream_id=stream_id,
         )
         return pack(Frame(header, streams)), out["y_hat"]
 
@@ -159,7 +161,7 @@ class Codec:
         return y, self.net.hyper_analyse(y)
 
     # ------------------------------------------------------------------------------------ decode
-    def parse(self, data: bytes, max_output_pixels: int | None = None) -> Frame:
+    def parse(self, data: bytes, max_output_pixels: int | None = None, predicted_ok: bool = False) -> Frame:
         """Parse a payload and check it belongs to this codec's weights and fits the size limit
         (`max_output_pixels`, default the codec's; TooLargeError otherwise)."""
         frame = unpack(data)
@@ -167,11 +169,16 @@ class Codec:
         check_output_size(h.height, h.width, max_output_pixels or self.max_output_pixels)
         if h.model_hash != self.model_hash or h.model != self.model_name:
             raise ModelMismatchError(h.model, h.model_hash, self.model_name, self.model_hash)
-        if h.frame_type != FRAME_KEY:
-            raise BitstreamError("predicted frames are not supported by this decoder version")
+        if h.frame_type != FRAME_KEY and not predicted_ok:
+            raise BitstreamError(
+                f"frame {h.frame_number} is a predicted frame (reference {h.reference_frame_number}, stream "
+                f"{h.stream_id:08x}): it decodes only against its reference, use imgcomp.temporal.StreamDecoder"
+            )
         if not 1 <= h.quality <= self.levels:
             raise BitstreamError(f"quality {h.quality} is outside this model's 1..{self.levels}")
         expected_streams = len(self.net.compress_stream_names)
+        if h.frame_type != FRAME_KEY:
+            expected_streams = len(frame.streams)  # imgcomp.temporal checks its own streams
         if len(frame.streams) != expected_streams:
             raise BitstreamError(f"expected {expected_streams} entropy-coded streams, got {len(frame.streams)}")
         if h.latent_shape != self.expected_latent_shape(h.height, h.width):

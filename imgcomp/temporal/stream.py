@@ -1,0 +1,285 @@
+"""`StreamEncoder` / `StreamDecoder`: latent P-frames for one camera stream, one frame of latency.
+
+Each call to `StreamEncoder.encode` returns the payload of that frame right away (no reordering,
+no look-ahead). A frame is a key frame (the intra codec's payload, `FRAME_KEY`) or a P-frame
+(`FRAME_PREDICTED`) whose latent is coded against the decoded latent of the previous frame.
+
+Key frames are sent: on the first frame; every `keyframe_interval` frames (0 = intra only, 1 =
+every frame); when the quality level, the image size or the source encoding changes; on request
+(`request_keyframe`, e.g. after a receiver reported loss); and on a scene change, i.e. when the
+P-frame's rate-distortion cost (bits + lambda * distortion) would exceed a key frame's (its bits
+estimated by the previous key frame of that level, its distortion computed exactly).
+
+A P-frame names its reference by frame number and by the encoder's *stream id* (random, new
+whenever an encoder is created or `restart`ed), and the tables it was coded with (first streams
+entry). `StreamDecoder` applies a P-frame only to exactly that reference; otherwise it drops the
+frame (`missing_reference`) and every later P-frame until the next key frame, so a lost or
+reordered message never produces a wrong image.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from imgcomp.bitstream import FRAME_KEY, FRAME_PREDICTED, BitstreamError, Frame, FrameHeader, pack
+from imgcomp.codec import Codec
+from imgcomp.inference.striped import needs_stripes, synthesise_to_uint8, to_uint8
+from imgcomp.padding import pad_to_multiple
+from imgcomp.temporal.pcoding import decode_pframe, encode_pframe
+from imgcomp.temporal.tables import TemporalTables, load_tables
+
+P_STREAMS = 3  # tables id, block flags, residuals
+
+
+def new_stream_id() -> int:
+    return int.from_bytes(os.urandom(4), "big")
+
+
+def rd_lambda(codec: Codec, quality: int, multiplier: float = 1.0) -> float:
+    """Bits per unit of pixel SSE (0..1 units, summed over RGB) at `quality`: the model's training
+    trade-off lambda * 255^2 * MSE + bpp, multiplied out by the pixel count."""
+    lambdas = tuple(getattr(codec.net.arch, "lambdas", ()))
+    lam = lambdas[quality - 1] if len(lambdas) >= quality else 0.01
+    return multiplier * lam * 255.0**2 / 3.0
+
+
+@dataclass
+class EncodedFrame:
+    payload: bytes
+    keyframe: bool
+    reason: str  # "first", "interval", "level", "size", "request", "scene", "intra" or "" (P-frame)
+    y_hat: np.ndarray  # int64 (M, H, W): the latent every decoder will hold after this frame
+    coded: int = 0  # P-frames: residual elements coded
+
+
+@dataclass
+class _Reference:
+    stream_id: int
+    frame_number: int
+    quality: int
+    height: int
+    width: int
+    channels: int
+    encoding: str
+    y_hat: np.ndarray
+    flags: np.ndarray | None
+
+
+class StreamEncoder:
+    """Stateful encoder of one stream. Not thread-safe (one stream, one caller)."""
+
+    def __init__(
+        self,
+        codec: Codec,
+        keyframe_interval: int = 10,
+        tables: TemporalTables | None = None,
+        rd: bool = True,
+        rd_multiplier: float = 1.0,
+        scene_change: bool = True,
+        stream_id: int | None = None,
+    ) -> None:
+        if isinstance(keyframe_interval, bool) or not isinstance(keyframe_interval, int) or keyframe_interval < 0:
+            raise ValueError(f"keyframe_interval must be an integer >= 0, got {keyframe_interval!r}")
+        self.codec = codec
+        self.tables = tables if tables is not None else load_tables(codec.model_name)
+        if self.tables.model_hash != codec.model_hash:
+            raise ValueError(f"temporal tables are for weights {self.tables.model_hash}, the codec has {codec.model_hash}")
+        self.keyframe_interval = keyframe_interval
+        self.rd, self.rd_multiplier, self.scene_change = rd, rd_multiplier, scene_change
+        self.restart(stream_id)
+
+    def restart(self, stream_id: int | None = None) -> None:
+        """Forget the reference and take a new stream id: the next frame is a key frame that no
+        decoder can confuse with the old stream."""
+        self.stream_id = new_stream_id() if stream_id is None else int(stream_id) & 0xFFFFFFFF
+        self.frame_number = 0
+        self._ref: _Reference | None = None
+        self._since_key = 0
+        self._key_bits: dict[int, int] = {}
+        self._request = False
+
+    def request_keyframe(self) -> None:
+        self._request = True
+
+    def _key_reason(self, quality: int, height: int, width: int, channels: int, encoding: str) -> str:
+        ref = self._ref
+        if self.keyframe_interval == 0:
+            return "intra"
+        if ref is None:
+            return "first"
+        if self._request:
+            return "request"
+        if quality != ref.quality:
+            return "level"
+        if (height, width, channels, encoding) != (ref.height, ref.width, ref.channels, ref.encoding):
+            return "size"
+        if self._since_key >= self.keyframe_interval:
+            return "interval"
+        return ""
+
+    def _header(self, frame_type: int, quality: int, h: int, w: int, channels: int, encoding: str,
+                shape: tuple[int, int], reference: int) -> FrameHeader:
+        c = self.codec
+        return FrameHeader(c.model_name, c.model_hash, h, w, channels, encoding, quality, frame_type,
+                           self.frame_number, reference, shape, self.stream_id)
+
+    @torch.no_grad()
+    def encode(self, image: np.ndarray, quality: int | None = None, encoding: str | None = None) -> EncodedFrame:
+        codec = self.codec
+        rgb, channels = codec._as_rgb(image)
+        level = codec._check_quality(quality if quality is not None else codec.quality)
+        encoding = encoding or ("mono8" if channels == 1 else "rgb8")
+        if not isinstance(encoding, str) or not encoding.isascii() or len(encoding) > 255:
+            raise ValueError(f"encoding must be an ASCII string of at most 255 characters, got {encoding!r}")
+        height, width = rgb.shape[:2]
+        with codec._lock:
+            x, _ = pad_to_multiple(codec._to_tensor(rgb), codec.net.downsampling)
+            y, z = codec._analyse(x, level - 1)
+        return self.encode_analysed(y, z, level, height, width, channels, encoding)
+
+    def encode_analysed(self, y, z, level: int, height: int, width: int, channels: int, encoding: str) -> EncodedFrame:
+        """`encode` from the analysis output (y, z) of the padded image at `level`."""
+        reason = self._key_reason(level, height, width, channels, encoding)
+        if not reason:
+            out = self._encode_p(y, level, height, width, channels, encoding)
+            if out is not None:
+                return out
+            reason = "scene"
+        return self._encode_key(y, z, level, height, width, channels, encoding, reason)
+
+    def _encode_key(self, y, z, level, height, width, channels, encoding, reason) -> EncodedFrame:
+        codec = self.codec
+        with codec._lock:
+            out = codec.net.compress_analysed(y, z)
+        streams = tuple(s[0] for s in out["strings"])
+        header = self._header(FRAME_KEY, level, height, width, channels, encoding,
+                              tuple(int(v) for v in out["shape"]), self.frame_number)
+        payload = pack(Frame(header, streams))
+        y_hat = out["y_hat"][0].detach().cpu().to(torch.float64).numpy().astype(np.int64)
+        self._ref = _Reference(self.stream_id, self.frame_number, level, height, width, channels, encoding, y_hat, None)
+        self._key_bits[level] = 8 * len(payload)
+        self._since_key = 1
+        self._request = False
+        self.frame_number = (self.frame_number + 1) & 0xFFFFFFFF
+        return EncodedFrame(payload, True, reason, y_hat)
+
+    def _encode_p(self, y, level, height, width, channels, encoding) -> EncodedFrame | None:
+        ref = self._ref
+        lt = self.tables.level(level)
+        y_np = y[0].detach().cpu().to(torch.float64).numpy()
+        lam = rd_lambda(self.codec, level, self.rd_multiplier)
+        p = encode_pframe(y_np, ref.y_hat, ref.flags, lt, lam, self.rd)
+        latent_shape = self.codec.expected_latent_shape(height, width)
+        header = self._header(FRAME_PREDICTED, level, height, width, channels, encoding, latent_shape, ref.frame_number)
+        payload = pack(Frame(header, (self.tables.tables_id, p.flags_string, p.residual_string)))
+        if self.scene_change and level in self._key_bits:
+            key_distortion = float(((lam * lt.weights)[:, None, None] * (y_np - np.round(y_np)) ** 2).sum())
+            if self._key_bits[level] + key_distortion < 8 * len(payload) + p.distortion:
+                return None
+        self._ref = _Reference(self.stream_id, self.frame_number, level, height, width, channels, encoding, p.y_hat, p.flags)
+        self._since_key += 1
+        self.frame_number = (self.frame_number + 1) & 0xFFFFFFFF
+        return EncodedFrame(payload, False, "", p.y_hat, p.coded)
+
+
+@dataclass
+class DecoderStats:
+    decoded_key: int = 0
+    decoded_predicted: int = 0
+    missing_reference: int = 0  # P-frames dropped: their reference was never decoded (loss, restart, reorder)
+    errors: int = 0  # payloads that raised BitstreamError
+    events: list[str] = field(default_factory=list)
+
+
+class StreamDecoder:
+    """Stateful decoder of one stream: key frames always decode; a P-frame decodes only against
+    the exact reference it names (stream id and frame number), else it is dropped (None)."""
+
+    def __init__(self, codec: Codec, tables: TemporalTables | None = None, max_output_pixels: int | None = None) -> None:
+        self.codec = codec
+        self._tables = tables
+        self.max_output_pixels = max_output_pixels
+        self.stats = DecoderStats()
+        self._ref: _Reference | None = None
+
+    @property
+    def tables(self) -> TemporalTables:
+        if self._tables is None:
+            self._tables = load_tables(self.codec.model_name)
+        return self._tables
+
+    def reset(self) -> None:
+        self._ref = None
+
+    def decode_latent(self, data: bytes) -> tuple[FrameHeader, np.ndarray] | None:
+        """Advance the stream by one payload: (header, int latent), or None when the frame is
+        dropped for want of its reference. Raises BitstreamError for a malformed payload (the
+        stream state is then unchanged)."""
+        try:
+            frame = self.codec.parse(data, self.max_output_pixels, predicted_ok=True)
+            h = frame.header
+            if h.frame_type == FRAME_KEY:
+                y_hat = self.codec._decode_y_hat(frame)[0].to(torch.float64).cpu().numpy().astype(np.int64)
+                self._ref = _Reference(h.stream_id, h.frame_number, h.quality, h.height, h.width, h.channels, h.encoding, y_hat, None)
+                self.stats.decoded_key += 1
+                return h, y_hat
+            return self._decode_p(frame)
+        except BitstreamError:
+            self.stats.errors += 1
+            raise
+
+    def _decode_p(self, frame: Frame) -> tuple[FrameHeader, np.ndarray] | None:
+        h = frame.header
+        if len(frame.streams) != P_STREAMS:
+            raise BitstreamError(f"a predicted frame has {P_STREAMS} streams, got {len(frame.streams)}")
+        if frame.streams[0] != self.tables.tables_id:
+            raise BitstreamError(
+                f"predicted frame coded with temporal tables {frame.streams[0].hex()}, this decoder has {self.tables.tables_id.hex()}"
+            )
+        if h.frame_number == h.reference_frame_number:
+            raise BitstreamError(f"predicted frame {h.frame_number} names itself as its reference")
+        ref = self._ref
+        if ref is None or ref.stream_id != h.stream_id or ref.frame_number != h.reference_frame_number:
+            self.stats.missing_reference += 1
+            have = "none" if ref is None else f"frame {ref.frame_number} of stream {ref.stream_id:08x}"
+            self.stats.events.append(
+                f"dropped frame {h.frame_number} of stream {h.stream_id:08x}: needs frame {h.reference_frame_number}, have {have}"
+            )
+            return None
+        if (h.quality, h.height, h.width, h.channels, h.encoding) != (ref.quality, ref.height, ref.width, ref.channels, ref.encoding):
+            raise BitstreamError(
+                f"predicted frame {h.frame_number} (quality {h.quality}, {h.width}x{h.height}, {h.encoding}) does not match "
+                f"its reference (quality {ref.quality}, {ref.width}x{ref.height}, {ref.encoding})"
+            )
+        y_hat, flags = decode_pframe(frame.streams[1], frame.streams[2], ref.y_hat, ref.flags, self.tables.level(h.quality))
+        self._ref = _Reference(h.stream_id, h.frame_number, h.quality, h.height, h.width, h.channels, h.encoding, y_hat, flags)
+        self.stats.decoded_predicted += 1
+        return h, y_hat
+
+    @torch.no_grad()
+    def decode(self, data: bytes) -> np.ndarray | None:
+        """Payload -> uint8 image (like `Codec.decode`), or None when the frame is dropped."""
+        out = self.decode_latent(data)
+        if out is None:
+            return None
+        return synthesise(self.codec, out[1], out[0])
+
+
+def synthesise(codec: Codec, y_hat: np.ndarray, h: FrameHeader) -> np.ndarray:
+    """Integer latent (M, H, W) -> uint8 image, exactly as `Codec.decode` renders it."""
+    device = codec.net.entropy_bottleneck.quantiles.device
+    dtype = codec.net.g_s[0].weight.dtype if codec.backend == "torch" else torch.float32
+    y = torch.from_numpy(y_hat)[None].to(device=device, dtype=dtype)
+    with codec._lock:
+        if needs_stripes(h.height, h.width):
+            image = synthesise_to_uint8(lambda v: codec.transforms.synthesise(v, h.quality - 1), y, h.height, h.width, h.channels)
+        else:
+            image = to_uint8(codec.transforms.synthesise(y, h.quality - 1)[0, :, : h.height, : h.width], h.channels).cpu()
+    if h.channels == 1:
+        return np.ascontiguousarray(image[0].numpy())
+    return np.ascontiguousarray(image.permute(1, 2, 0).numpy())
