@@ -81,7 +81,7 @@ def cases(codec: Codec, payload: bytes) -> dict[str, tuple[bytes, Callable, Call
         "flipped bits, truncated payload": (bytes(flipped), lambda f: replace(f, data=bytes(flipped)), None, 0),
         "empty `data`": (b"", lambda f: replace(f, data=b""), None, 0),
         "not an imgcomp payload": (b"\x89PNG" + bytes(20), lambda f: replace(f, data=b"\x89PNG" + bytes(20)), None, 0),
-        "other bitstream version (1: before the closed rANS tables; re-encode)": (
+        "other bitstream version (1: before the closed rANS tables, 2: before the stream id; re-encode)": (
             _raw_with_crc(payload[:4] + b"\x01" + payload[5:-4]), same, None, 0),
         "a header claiming more pixels than `max_output_pixels`": (
             _repack(payload, height=4096, width=4096, latent_shape=(64, 64)), same, None, 0),
@@ -89,7 +89,7 @@ def cases(codec: Codec, payload: bytes) -> dict[str, tuple[bytes, Callable, Call
         "a forged string of valid length": (_with_streams(payload, (b"\xff" * 8, b"\xff" * 8)), same, None, 0),
         "message fields that disagree with the payload": (payload, lambda f: replace(f, width=f.width + 1), None, 0),
         "latent shape that does not fit the image": (_repack(payload, latent_shape=(9, 9)), same, None, 0),
-        "predicted frame (reserved, `frame_type` 1)": (_repack(payload, frame_type=FRAME_PREDICTED), same, None, 0),
+        "predicted frame (`frame_type` 1, temporal mode: the library's `imgcomp.temporal.StreamDecoder` decodes them, the nodes do not yet)": (_repack(payload, frame_type=FRAME_PREDICTED), same, None, 0),
         "same model name, other weights": (_repack(payload, model_hash="0123456789abcdef"), same, None, 0),
         "a model this installation does not ship": (_repack(payload, model="my-private-model"), same, None, 0),
         "a shipped model whose weights do not load": (payload, same, _failing("weights file missing"), 0),
