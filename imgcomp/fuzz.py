@@ -204,7 +204,7 @@ def _child(conn: Any, max_output_pixels: int, threads: int) -> None:
     from imgcomp.nodes_core.decoder_core import DecoderCore
     from imgcomp.nodes_core.rejections import Rejection
 
-    core = DecoderCore(model=None, max_cached_models=16, max_output_pixels=max_output_pixels)
+    core = DecoderCore(model=None, max_output_pixels=max_output_pixels)  # the node default: 3 models kept loaded
     conn.send(("ready", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, 0.0))
     while True:
         payload = conn.recv()
