@@ -10,7 +10,7 @@ from imgcomp.bitstream import unpack
 from imgcomp.codec import Codec
 from imgcomp.metrics import bits_per_pixel, psnr
 from imgcomp.padding import pad_to_multiple
-from imgcomp.train import rate_bpp
+from imgcomp.training.rd import rate_bpp
 
 
 @pytest.mark.parametrize("model", ["hyperprior-mse", "factorized-mse"])

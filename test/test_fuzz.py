@@ -1,6 +1,6 @@
 """Forged payloads (correct CRCs) never crash, hang or exhaust the decoder.
 
-Every case runs in a child process (`imgcomp.fuzz.FuzzRunner`), so a segfault fails the test
+Every case runs in a child process (`imgcomp.eval.fuzz.FuzzRunner`), so a segfault fails the test
 instead of killing pytest. `python -m imgcomp fuzz --cases 50000` is the long run.
 """
 
@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imgcomp.bitstream import FRAME_KEY, Frame, FrameHeader, pack_fields
-from imgcomp.fuzz import FAILURES, FuzzRunner, forge, listed_cases, model_facts
+from imgcomp.eval.fuzz import FAILURES, FuzzRunner, forge, listed_cases, model_facts
 
 MODELS = ["hyperprior-mse", "factorized-mse", "cae8-ssim", "ae-ssim"]
 CAP = 1024 * 1024  # keeps each decode well under a second on a 2-core CPU

@@ -14,7 +14,7 @@ import torch
 from imgcomp.data.crops import RandomCropSampler, load_images
 from imgcomp.models.gained import build_model
 from imgcomp.models.registry import export_weights, install_weights, sha256_of
-from imgcomp.train import RDLoss, TrainConfig, train
+from imgcomp.training.rd import RDLoss, TrainConfig, train
 
 REPO = Path(__file__).resolve().parent.parent
 SMOKE = REPO / "config" / "models" / "smoke.yaml"

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from imgcomp.models import entropy_coding
 from imgcomp.models.integer_prior import IntegerHyperSynthesis
+from imgcomp.models.study import Autoencoder, CycleGAN, LossyCAE
 
 
 @dataclass(frozen=True)
@@ -249,8 +250,6 @@ class ScaleHyperprior(GainedCodec):
         y_hat = self.decompress_latent(strings, shape)
         return {"x_hat": self.synthesise(y_hat, level).clamp_(0, 1)}
 
-
-from imgcomp.models.study import Autoencoder, CycleGAN, LossyCAE  # noqa: E402 - after the classes above
 
 FAMILIES: dict[str, type[nn.Module]] = {
     "factorized": FactorizedPrior,
