@@ -365,6 +365,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], what: str) -> 
     assert lines[0].startswith("imgcomp bag: error: "), f"{what}: {lines[0]}"
 
 
+@pytest.mark.slow
 def test_every_bad_bag_is_one_line_in_every_command(bags, tmp_path):
     out = tmp_path / "out"
     runs = {f"compress {case}": ("compress", bags[case], out, "--model", "factorized-mse", "--no-progress")

@@ -48,6 +48,7 @@ def test_the_payloads_that_crashed_the_decoder_are_rejected_or_decoded(facts, ru
     assert outcomes["cae8-ssim real 48x64 streams relabelled 4096x4096"] == "too_large"
 
 
+@pytest.mark.slow
 def test_the_64_byte_2048_payload_is_refused_under_the_default_cap(facts):
     """The issue's first case (2048x2048 hyperprior-mse, empty streams) at the library default
     cap (4K UHD), where it gets past the size check to the stream checks."""
@@ -87,6 +88,7 @@ def test_hypothesis_forged_headers_and_streams(facts, runner, model_index, heigh
     assert outcome not in FAILURES, (outcome, seconds, rss)
 
 
+@pytest.mark.slow
 def test_the_runner_reports_a_segfault_as_a_crash(facts):
     """The harness itself: a child killed by SIGSEGV mid-decode is a crash, and the next case runs."""
     m = next(f for f in facts if f.name == "hyperprior-mse")

@@ -138,6 +138,7 @@ def _held_out(net, config: TrainConfig) -> float:
         return float(study_distortion(x, net(x)["x_hat"], config.distortion, {}))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "family, latent, distortion, steps",
     [("autoencoder", 1, "ssim", 60), ("lossy-cae", 8, "mse", 200), ("cyclegan", 3, "ms-ssim-l1", 60)],

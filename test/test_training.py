@@ -121,6 +121,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_distributed_training_on_two_cpu_processes(tmp_path):
     """torchrun + gloo: the same command users run on several GPUs; replicas must stay identical."""
     command = [
