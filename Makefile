@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP_FLAGS ?=
 
-.PHONY: setup data demo test test-all eval bench multitask clean-data
+.PHONY: setup data demo test test-slow lint eval bench multitask clean-data
 
 # The package runs from the checkout (`python -m imgcomp`); `pip install .` adds the `imgcomp`
 # console script. (An editable install trips over setup.cfg's [develop] section, which colcon needs.)
@@ -25,9 +25,17 @@ data: data/.prepared
 demo: setup data
 	$(PY) -m imgcomp demo
 
-# The test command of the README and of CI (slow tests included; they take minutes, not hours).
+# The test command of the README and of CI: the default selection, a few minutes.
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow"
+
+# The tests marked slow (the cross-device check, the full CLI/demo runs); CI runs them too.
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+# ruff, pinned in requirements-test.txt, configured in ruff.toml.
+lint: setup
+	$(PY) -m ruff check .
 
 eval: setup data
 	$(PY) -m imgcomp eval

@@ -60,6 +60,8 @@ setup(
             "imgcomp_encoder.*",
             "imgcomp_decoder",
             "imgcomp_decoder.*",
+            "imgcomp_ros",
+            "imgcomp_ros.*",
         ],
     ),
     package_data={
@@ -77,7 +79,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "imgcomp = imgcomp.cli:main",
+            "imgcomp = imgcomp.cli.main:main",
             "encoder_node = imgcomp_encoder.node:main",
             "decoder_node = imgcomp_decoder.node:main",
             "multitask_node = imgcomp_decoder.multitask_node:main",

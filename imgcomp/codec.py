@@ -29,10 +29,7 @@ from imgcomp.inference.striped import analyse_striped, needs_stripes, synthesise
 from imgcomp.models.registry import load_model, model_entry
 from imgcomp.padding import pad_to_multiple
 
-DEFAULT_MODEL = "hyperprior-mse"
-# Decode-side limit checked from the header before anything is allocated: 4K UHD. A node or a
-# bag tool that expects larger frames raises it (`max_output_pixels`), up to the bitstream's cap.
-DEFAULT_MAX_OUTPUT_PIXELS = 3840 * 2160
+from imgcomp.defaults import DEFAULT_MAX_OUTPUT_PIXELS, DEFAULT_MODEL  # noqa: F401 - named here too
 
 
 class Codec:
@@ -161,10 +158,11 @@ class Codec:
         return y, self.net.hyper_analyse(y)
 
     # ------------------------------------------------------------------------------------ decode
-    def parse(self, data: bytes, max_output_pixels: int | None = None, predicted_ok: bool = False) -> Frame:
+    def parse(self, data: bytes | Frame, max_output_pixels: int | None = None, predicted_ok: bool = False) -> Frame:
         """Parse a payload and check it belongs to this codec's weights and fits the size limit
-        (`max_output_pixels`, default the codec's; TooLargeError otherwise)."""
-        frame = unpack(data)
+        (`max_output_pixels`, default the codec's; TooLargeError otherwise). A `Frame` already
+        parsed by `imgcomp.bitstream.unpack` is checked without being parsed again."""
+        frame = data if isinstance(data, Frame) else unpack(data)
         h = frame.header
         check_output_size(h.height, h.width, max_output_pixels or self.max_output_pixels)
         if h.model_hash != self.model_hash or h.model != self.model_name:
@@ -195,8 +193,8 @@ class Codec:
             return self.net.decompress_latent(strings, frame.header.latent_shape)
 
     @torch.no_grad()
-    def decode(self, data: bytes, max_output_pixels: int | None = None) -> np.ndarray:
-        """Payload -> uint8 image of the original size (HxWx3, or HxW for mono sources)."""
+    def decode(self, data: bytes | Frame, max_output_pixels: int | None = None) -> np.ndarray:
+        """Payload (bytes, or a parsed Frame) -> uint8 image of the original size (HxWx3, or HxW for mono sources)."""
         frame = self.parse(data, max_output_pixels)
         h = frame.header
         y_hat = self._decode_y_hat(frame)
@@ -213,7 +211,7 @@ class Codec:
         return np.ascontiguousarray(image.permute(1, 2, 0).numpy())
 
     @torch.no_grad()
-    def decode_latent(self, data: bytes, max_output_pixels: int | None = None) -> Tensor:
+    def decode_latent(self, data: bytes | Frame, max_output_pixels: int | None = None) -> Tensor:
         """The de-gained quantized latent (1 x M x H/16 x W/16, padded area included), without
         running the synthesis transform: the input of the multi-task perception head."""
         frame = self.parse(data, max_output_pixels)

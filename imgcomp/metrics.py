@@ -42,10 +42,6 @@ def bits_per_pixel(num_bytes: int, height: int, width: int) -> float:
     return 8.0 * num_bytes / (height * width)
 
 
-def compression_ratio(raw_bytes: int, compressed_bytes: int) -> float:
-    return raw_bytes / compressed_bytes
-
-
 def _check_pair(reference: np.ndarray, test: np.ndarray) -> None:
     if reference.shape != test.shape:
         raise ValueError(f"image shapes differ: {reference.shape} vs {test.shape}")

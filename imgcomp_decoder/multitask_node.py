@@ -18,32 +18,22 @@ A malformed payload, one from another codec than the head's (``head_mismatch``) 
 weights (``model_mismatch``) is rejected, counted in the diagnostics and logged once per cause
 every 10 s; the next valid frame goes through.
 
-Parameters: see `imgcomp.nodes_core.params.MULTITASK_PARAMS` and docs/ros.md.
+Parameters: see `imgcomp.stream.params.MULTITASK_PARAMS` and docs/ros.md.
 """
 
 from __future__ import annotations
 
 
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import Image
 
 from imgcomp_msgs.msg import CompressedFeatures
 
-from imgcomp.nodes_core import FeaturesFields, LatestFrameWorker, MultiTaskCore, RejectionLog
-from imgcomp.nodes_core.params import MULTITASK_PARAMS
-from imgcomp_encoder.rosutil import (
-    CodecNodeMixin,
-    DIAGNOSTICS_TOPIC,
-    OUTPUT_QOS,
-    check_values,
-    declare,
-    image_msg,
-    run_node,
-    setup_compute,
-)
+from imgcomp.stream import FeaturesFields, MultiTaskCore
+from imgcomp.stream.params import MULTITASK_PARAMS
+from imgcomp_ros.node_base import CodecNodeMixin
+from imgcomp_ros.rosutil import OUTPUT_QOS, image_msg, run_node
 
 INPUT_TOPIC = "camera/image_raw/imgcomp"
 DEPTH_TOPIC = "camera/depth"
@@ -59,17 +49,14 @@ class MultiTaskNode(CodecNodeMixin, Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__("imgcomp_multitask", **kwargs)
-        params = declare(self, MULTITASK_PARAMS)
-        check_values(self, MULTITASK_PARAMS)
         # The head and the latent's entropy decoding run on torch; no exported backends here.
-        self._backend, self._device = setup_compute(self, {**params, "backend": "torch"})
+        params = self._start(MULTITASK_PARAMS, backend="torch")
 
         from imgcomp.multitask.predictor import Perceiver
 
-        self._core = MultiTaskCore(
+        core = MultiTaskCore(
             Perceiver(params["head"], device=self._device.used), max_output_pixels=params["max_output_pixels"]
         )
-        self._rejections = RejectionLog(LOG_THROTTLE_S)
         options = QoSOverridingOptions.with_default_policies()
         self._pubs = {
             key: self.create_publisher(Image, topic, OUTPUT_QOS, qos_overriding_options=options)
@@ -81,16 +68,7 @@ class MultiTaskNode(CodecNodeMixin, Node):
                 ("normals_color", NORMALS_COLOR_TOPIC),
             )
         }
-        self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
-        self._worker: LatestFrameWorker[CompressedFeatures] = LatestFrameWorker(
-            self._perceive, name="imgcomp-multitask",
-            on_drop=self._core.stats.record_dropped, on_error=self._on_worker_error,
-        ).start()
-        self._sub = self.create_subscription(
-            CompressedFeatures, INPUT_TOPIC, self._on_message, qos_profile_sensor_data,
-            qos_overriding_options=options,
-        )
-        self._diag_timer = self.create_timer(params["diagnostics_period_s"], self._publish_diagnostics)
+        self._wire(core, CompressedFeatures, INPUT_TOPIC, self._perceive, params["diagnostics_period_s"])
         perceiver = self._core.perceiver
         self.get_logger().info(
             f"{perceiver.head_name} on {perceiver.codec_name} features: {self._sub.topic_name} -> "

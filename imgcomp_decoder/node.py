@@ -20,42 +20,24 @@ with that model (loaded once, then cached); an unknown model, a weights-hash mis
 malformed payload is rejected, counted in the diagnostics (``rejected.<cause>``) and logged
 once per cause every 10 s; the next valid frame decodes as usual.
 
-Parameters: see `imgcomp.nodes_core.params.DECODER_PARAMS` and docs/ros.md.
+Parameters: see `imgcomp.stream.params.DECODER_PARAMS` and docs/ros.md.
 """
 
 from __future__ import annotations
 
 import threading
 
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import Image
 
 from imgcomp_msgs.msg import CompressedFeatures
 
-from imgcomp.nodes_core import (
-    DecoderCore,
-    FeaturesFields,
-    LatestFrameWorker,
-    RejectionLog,
-    codec_factory,
-)
-from imgcomp.nodes_core.params import DECODER_PARAMS, check
-from imgcomp_encoder.rosutil import (
-    CodecNodeMixin,
-    DIAGNOSTICS_TOPIC,
-    OUTPUT_QOS,
-    add_parameter_callbacks,
-    check_values,
-    declare,
-    image_msg,
-    run_node,
-    setup_compute,
-)
+from imgcomp.stream import DecoderCore, FeaturesFields, codec_factory
+from imgcomp.stream.params import DECODER_PARAMS, check
+from imgcomp_ros.node_base import CodecNodeMixin
+from imgcomp_ros.rosutil import OUTPUT_QOS, add_parameter_callbacks, image_msg, run_node
 
 INPUT_TOPIC = "camera/image_raw/imgcomp"
 OUTPUT_TOPIC = "camera/image_decoded"
@@ -67,35 +49,22 @@ class DecoderNode(CodecNodeMixin, Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__("imgcomp_decoder", **kwargs)
-        params = declare(self, DECODER_PARAMS)
-        check_values(self, DECODER_PARAMS)
+        params = self._start(DECODER_PARAMS)
         log = self.get_logger()
-
-        self._backend, self._device = setup_compute(self, params)
         device = self._device.used
 
-        self._core = DecoderCore(
+        core = DecoderCore(
             codec_factory(self._backend.used, device, self.get_logger().warning, params["graphs_dir"]),
             model=params["model"],
             max_cached_models=params["max_cached_models"],
             max_output_pixels=params["max_output_pixels"],
         )
-        self._rejections = RejectionLog(LOG_THROTTLE_S)
 
         self._pub = self.create_publisher(
             Image, OUTPUT_TOPIC, OUTPUT_QOS,
             qos_overriding_options=QoSOverridingOptions.with_default_policies(),
         )
-        self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
-        self._worker: LatestFrameWorker[CompressedFeatures] = LatestFrameWorker(
-            self._decode, name="imgcomp-decoder",
-            on_drop=self._core.stats.record_dropped, on_error=self._on_worker_error,
-        ).start()
-        self._sub = self.create_subscription(
-            CompressedFeatures, INPUT_TOPIC, self._on_message, qos_profile_sensor_data,
-            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
-        )
-        self._diag_timer = self.create_timer(params["diagnostics_period_s"], self._publish_diagnostics)
+        self._wire(core, CompressedFeatures, INPUT_TOPIC, self._decode, params["diagnostics_period_s"])
         add_parameter_callbacks(self, self._validate, self._apply)
         log.info(
             f"decoding {self._sub.topic_name} -> {self._pub.topic_name}; "

@@ -15,7 +15,7 @@ Point the node at another camera with ``-r camera/image_raw:=/my_cam/image_raw -
 camera/image_raw/imgcomp:=/my_cam/image_raw/imgcomp`` (the launch files' ``camera_topic``
 argument does both). QoS of both topics can be changed through ``qos_overrides.*`` parameters.
 
-Parameters: see `imgcomp.nodes_core.params.ENCODER_PARAMS` and docs/ros.md.
+Parameters: see `imgcomp.stream.params.ENCODER_PARAMS` and docs/ros.md.
 
 Threads: the subscription callback only drops the message into a single-slot mailbox; a worker
 thread encodes the newest frame and publishes it. When encoding is slower than the camera,
@@ -27,36 +27,18 @@ from __future__ import annotations
 import array
 import threading
 
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import Image
 
 from imgcomp_msgs.msg import CompressedFeatures
 
 from imgcomp.models.registry import model_entry
-from imgcomp.nodes_core import (
-    EncoderCore,
-    FeaturesFields,
-    ImageFields,
-    LatestFrameWorker,
-    RejectionLog,
-    codec_factory,
-)
-from imgcomp.nodes_core.params import ENCODER_PARAMS, check
-from imgcomp_encoder.rosutil import (
-    CodecNodeMixin,
-    DIAGNOSTICS_TOPIC,
-    OUTPUT_QOS,
-    add_parameter_callbacks,
-    check_values,
-    declare,
-    run_node,
-    setup_compute,
-)
+from imgcomp.stream import EncoderCore, FeaturesFields, ImageFields, codec_factory
+from imgcomp.stream.params import ENCODER_PARAMS, check
+from imgcomp_ros.node_base import CodecNodeMixin
+from imgcomp_ros.rosutil import OUTPUT_QOS, add_parameter_callbacks, run_node
 
 INPUT_TOPIC = "camera/image_raw"
 OUTPUT_TOPIC = "camera/image_raw/imgcomp"
@@ -68,11 +50,8 @@ class EncoderNode(CodecNodeMixin, Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__("imgcomp_encoder", **kwargs)
-        params = declare(self, ENCODER_PARAMS)
-        check_values(self, ENCODER_PARAMS)
+        params = self._start(ENCODER_PARAMS)
         log = self.get_logger()
-
-        self._backend, self._device = setup_compute(self, params)
         device = self._device.used
 
         levels = model_entry(params["model"])["levels"]
@@ -80,7 +59,7 @@ class EncoderNode(CodecNodeMixin, Node):
         if quality > levels:
             log.warning(f"quality {quality} is above the {levels} levels of {params['model']}: using {levels}")
             quality = levels
-        self._core = EncoderCore(
+        core = EncoderCore(
             codec_factory(self._backend.used, device, self.get_logger().warning, params["graphs_dir"]),
             model=params["model"],
             quality=quality,
@@ -88,23 +67,13 @@ class EncoderNode(CodecNodeMixin, Node):
             target_kbps=params["target_bitrate_kbps"],
             fps_hint=params["fps_hint"],
         )
-        self._rejections = RejectionLog(LOG_THROTTLE_S)
         self._model_thread: threading.Thread | None = None
 
         self._pub = self.create_publisher(
             CompressedFeatures, OUTPUT_TOPIC, OUTPUT_QOS,
             qos_overriding_options=QoSOverridingOptions.with_default_policies(),
         )
-        self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
-        self._worker: LatestFrameWorker[Image] = LatestFrameWorker(
-            self._encode, name="imgcomp-encoder",
-            on_drop=self._core.stats.record_dropped, on_error=self._on_worker_error,
-        ).start()
-        self._sub = self.create_subscription(
-            Image, INPUT_TOPIC, self._on_message, qos_profile_sensor_data,
-            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
-        )
-        self._diag_timer = self.create_timer(params["diagnostics_period_s"], self._publish_diagnostics)
+        self._wire(core, Image, INPUT_TOPIC, self._encode, params["diagnostics_period_s"])
         add_parameter_callbacks(self, self._validate, self._apply)
         log.info(
             f"encoding {self._sub.topic_name} -> {self._pub.topic_name} with {self._core.model_name} "

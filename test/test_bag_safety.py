@@ -1,7 +1,7 @@
 """`imgcomp bag` loses no data when killed, and answers every bad bag with one line.
 
 Kills are real: a small subprocess (rosbags only, no torch) SIGKILLs itself at a named step of
-`imgcomp.bag.open_output` (its `_kill_point`) or inside rosbags' own close, and the test
+`imgcomp.rosbag.output.open_output` (its `_kill_point`) or inside rosbags' own close, and the test
 checks what is on disk and what the next run makes of it. The bad bags are made here from a
 small bag of 4 frames and walked through `python -m imgcomp bag ...` in subprocesses.
 """
@@ -23,20 +23,11 @@ import numpy as np
 import pytest
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
-from imgcomp.bag import (
-    MARKER,
-    BagError,
-    check_bag,
-    open_output,
-    open_reader,
-    open_writer,
-    partial_path,
-    recover_output,
-    verify_mcap,
-)
-from imgcomp.bag_tools import compress, info
-from imgcomp.mcap_integrity import McapDamage
-from imgcomp.rosmsg import IMAGE_TYPE, MSG_TYPE, deserialize, make_features_msg, make_image_msg, typestore
+from imgcomp.rosbag.io import MARKER, BagError, check_bag, open_reader, open_writer, partial_path, verify_mcap
+from imgcomp.rosbag.output import open_output, recover_output
+from imgcomp.rosbag import compress, info
+from imgcomp.rosbag.mcap_integrity import McapDamage
+from imgcomp.rosbag.messages import IMAGE_TYPE, MSG_TYPE, deserialize, make_features_msg, make_image_msg, typestore
 
 REPO = Path(__file__).resolve().parent.parent
 TOPIC = "/camera/image_raw"
@@ -62,8 +53,8 @@ OLD, NEW = ["old 0", "old 1"], ["new 0", "new 1", "new 2"]
 
 KILL_SCRIPT = textwrap.dedent("""
     import os, pathlib, signal, sys
-    import imgcomp.bag as bag
-    from imgcomp.rosmsg import typestore
+    import imgcomp.rosbag.output as bag
+    from imgcomp.rosbag.messages import typestore
 
     out, step, exchange, overwrite = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4] == "1"
     die = lambda: os.kill(os.getpid(), signal.SIGKILL)
@@ -284,7 +275,7 @@ def test_bags_without_crcs_are_reported_and_damage_found_while_reading_is_one_li
 
 
 def _info_lines(bag: Path) -> list[str]:
-    from imgcomp.bag_tools import format_info
+    from imgcomp.rosbag import format_info
 
     return format_info(info(bag)).splitlines()
 
@@ -374,6 +365,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], what: str) -> 
     assert lines[0].startswith("imgcomp bag: error: "), f"{what}: {lines[0]}"
 
 
+@pytest.mark.slow
 def test_every_bad_bag_is_one_line_in_every_command(bags, tmp_path):
     out = tmp_path / "out"
     runs = {f"compress {case}": ("compress", bags[case], out, "--model", "factorized-mse", "--no-progress")

@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -25,13 +24,13 @@ from rosbags.interfaces import Connection, ConnectionExtRosbag2, MessageDefiniti
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-from imgcomp import bag_tools
-from imgcomp.bag import UNKNOWN_RIHS01, connection_definition, partial_path
-from imgcomp.bag_cli import register_bag_commands
-from imgcomp.bag_tools import compress, decompress, evaluate, info
+from imgcomp import rosbag
+from imgcomp.rosbag.io import UNKNOWN_RIHS01, connection_definition, partial_path
+from imgcomp.cli.bag import register_bag_commands
+from imgcomp.rosbag import compress, decompress, evaluate, info
 from imgcomp.image import image_from_msg_fields
 from imgcomp.metrics import psnr
-from imgcomp.rosmsg import (
+from imgcomp.rosbag.messages import (
     IMAGE_TYPE,
     MSG_TYPE,
     deserialize,
@@ -209,7 +208,7 @@ def test_info_reports_frames_models_bpp_and_bitrate(round_trip, hyperprior_codec
     fps = 4 / (4 * PERIOD / 1e9)
     assert t["fps"] == pytest.approx(fps)
     assert t["kbps"] == pytest.approx(t["payload_bytes"] * 8 / 5 * fps / 1000)
-    text = bag_tools.format_info(report)
+    text = rosbag.format_info(report)
     assert FEATURES in text and "kbit/s" in text
     json.dumps(report, allow_nan=False)  # JSON-ready
 
@@ -305,11 +304,11 @@ def test_bad_frames_are_skipped_and_counted_with_one_warning_per_cause(tmp_path,
     rows.insert(2, (TOPIC, IMAGE_TYPE, T0 + 2 * PERIOD - 1, b"\x00\x01\x00\x00\x05"))  # not even CDR
     raw, comp = tmp_path / "raw", tmp_path / "comp"
     write_bag(raw, "sqlite3", rows)
-    with caplog.at_level(logging.WARNING, logger="imgcomp.bag_tools"):
+    with caplog.at_level(logging.WARNING, logger="imgcomp.rosbag"):
         summary = compress(raw, comp, storage="sqlite3", codec=hyperprior_codec, progress=False)
     assert summary.frames == 2 and summary.copied == 8
     assert summary.skipped == {"bad_image": 2, "unsupported_encoding": 1, "malformed_message": 1}
-    warnings = [r for r in caplog.records if r.name == "imgcomp.bag_tools"]
+    warnings = [r for r in caplog.records if r.name == "imgcomp.rosbag"]
     assert len(warnings) == 3 and all(r.levelno == logging.WARNING for r in warnings)
     feats = [deserialize(m[3], m[1]) for m in read_all(comp) if m[0] == FEATURES]
     assert [(f.header.stamp.nanosec, f.encoding) for f in feats] == [(good.header.stamp.nanosec, "rgb8"),
@@ -388,7 +387,7 @@ def test_sigkill_mid_run_leaves_a_partial_folder(small_bag, tmp_path, factorized
     before = folder_hash(small_bag)
     script = textwrap.dedent(f"""
         import os, signal
-        from imgcomp.bag_tools import compress
+        from imgcomp.rosbag import compress
         compress({str(small_bag)!r}, {str(out)!r}, model="factorized-mse", progress=False,
                  on_frame=lambda n: os.kill(os.getpid(), signal.SIGKILL))
     """)
@@ -427,7 +426,7 @@ def test_copied_connections_get_a_definition_and_type_hash(caplog):
     msgdef, digest = connection_definition(conn("std_msgs/msg/String"))
     assert msgdef == "string data\n" and digest == typestore().hash_rihs01("std_msgs/msg/String")
     # nothing known anywhere: an empty definition, the placeholder hash, and a warning
-    with caplog.at_level(logging.WARNING, logger="imgcomp.bag"):
+    with caplog.at_level(logging.WARNING, logger="imgcomp.rosbag.io"):
         assert connection_definition(conn("other_pkg/msg/Unknown")) == ("", UNKNOWN_RIHS01)
     assert "other_pkg/msg/Unknown" in caplog.text
 
@@ -442,7 +441,7 @@ def bag_parser():
 def test_cli(small_bag, tmp_path, capsys):
     parser = bag_parser()
     args = parser.parse_args(["bag", "compress", "in", "out"])
-    assert (args.topic, args.storage, args.quality, args.overwrite) == (bag_tools.DEFAULT_TOPIC, "mcap", None, False)
+    assert (args.topic, args.storage, args.quality, args.overwrite) == (rosbag.DEFAULT_TOPIC, "mcap", None, False)
 
     out = tmp_path / "cli_out"
     args = parser.parse_args(["bag", "compress", str(small_bag), str(out), "--model", "factorized-mse",

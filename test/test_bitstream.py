@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imgcomp.baselines import jpeg_encode
+from imgcomp.eval.baselines import jpeg_encode
 from imgcomp.bitstream import MAGIC, BitstreamError, Frame, ModelMismatchError, pack, unpack
 
 

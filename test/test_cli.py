@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from imgcomp.cli import main
-from imgcomp.evaluate import RDPoint, bd_rate
+from imgcomp.cli.main import main
+from imgcomp.eval.rd import RDPoint, bd_rate
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "images"
 
@@ -66,8 +66,8 @@ def _one_error_line(capsys, prefix: str) -> str:
 
 def test_bad_arguments_are_one_line_and_a_non_zero_exit(tmp_path, capsys):
     """An unknown model, a missing file, a bad device: one line on stderr, no traceback."""
-    from imgcomp.bag import open_writer
-    from imgcomp.rosmsg import IMAGE_TYPE, make_image_msg
+    from imgcomp.rosbag.io import open_writer
+    from imgcomp.rosbag.messages import IMAGE_TYPE, make_image_msg
 
     bag = tmp_path / "bag"
     with open_writer(bag) as writer:

@@ -10,7 +10,7 @@ from imgcomp.bitstream import unpack
 from imgcomp.codec import Codec
 from imgcomp.metrics import bits_per_pixel, psnr
 from imgcomp.padding import pad_to_multiple
-from imgcomp.train import rate_bpp
+from imgcomp.training.rd import rate_bpp
 
 
 @pytest.mark.parametrize("model", ["hyperprior-mse", "factorized-mse"])
@@ -106,6 +106,7 @@ def test_bool_quality_and_non_ascii_encoding_are_refused_before_encoding(hyperpr
         hyperprior_codec.encode(image, encoding="rgb8\u00e9")
 
 
+@pytest.mark.slow
 def test_striped_transforms_match_the_whole_frame(hyperprior_codec, real_images, monkeypatch):
     """Frames above 1080p run g_a/g_s in stripes; forced on a small frame, payload and pixels are
     identical to the whole-frame path."""

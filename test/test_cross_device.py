@@ -28,6 +28,8 @@ from imgcomp.models.integer_prior import FA, SAFE_SUM, _conv2d, _conv_transpose2
 from imgcomp.models.registry import load_model
 from imgcomp.padding import pad_to_multiple
 
+pytestmark = pytest.mark.slow  # minutes on two cores: `make test-slow`
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "test" / "fixtures" / "images"
 VAL = REPO / "data" / "images" / "val"

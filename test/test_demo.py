@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from imgcomp.bag import read_messages
-from imgcomp.demo import FEATURES_TOPIC, run_demo
-from imgcomp.rosmsg import MSG_TYPE
+from imgcomp.rosbag.io import read_messages
+from imgcomp.eval.demo import FEATURES_TOPIC, run_demo
+from imgcomp.rosbag.messages import MSG_TYPE
 
 
 @pytest.fixture()

@@ -1,6 +1,6 @@
 """Forged payloads (correct CRCs) never crash, hang or exhaust the decoder.
 
-Every case runs in a child process (`imgcomp.fuzz.FuzzRunner`), so a segfault fails the test
+Every case runs in a child process (`imgcomp.eval.fuzz.FuzzRunner`), so a segfault fails the test
 instead of killing pytest. `python -m imgcomp fuzz --cases 50000` is the long run.
 """
 
@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imgcomp.bitstream import FRAME_KEY, Frame, FrameHeader, pack_fields
-from imgcomp.fuzz import FAILURES, FuzzRunner, forge, listed_cases, model_facts
+from imgcomp.eval.fuzz import FAILURES, FuzzRunner, forge, listed_cases, model_facts
 
 MODELS = ["hyperprior-mse", "factorized-mse", "cae8-ssim", "ae-ssim"]
 CAP = 1024 * 1024  # keeps each decode well under a second on a 2-core CPU
@@ -48,6 +48,7 @@ def test_the_payloads_that_crashed_the_decoder_are_rejected_or_decoded(facts, ru
     assert outcomes["cae8-ssim real 48x64 streams relabelled 4096x4096"] == "too_large"
 
 
+@pytest.mark.slow
 def test_the_64_byte_2048_payload_is_refused_under_the_default_cap(facts):
     """The issue's first case (2048x2048 hyperprior-mse, empty streams) at the library default
     cap (4K UHD), where it gets past the size check to the stream checks."""
@@ -87,6 +88,7 @@ def test_hypothesis_forged_headers_and_streams(facts, runner, model_index, heigh
     assert outcome not in FAILURES, (outcome, seconds, rss)
 
 
+@pytest.mark.slow
 def test_the_runner_reports_a_segfault_as_a_crash(facts):
     """The harness itself: a child killed by SIGSEGV mid-decode is a crash, and the next case runs."""
     m = next(f for f in facts if f.name == "hyperprior-mse")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from imgcomp.launch_args import LaunchArgumentError, check_device, check_model, check_quality
-from imgcomp.scenes import textures
+from imgcomp.multitask.scenes import textures
 
 
 @pytest.mark.parametrize("text", ["0", "7", "-1", "3.5", "", "x", "True"])

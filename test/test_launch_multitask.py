@@ -36,7 +36,7 @@ from imgcomp_msgs.msg import CompressedFeatures  # noqa: E402
 
 from imgcomp.codec import Codec  # noqa: E402
 from imgcomp.multitask.predictor import Perceiver  # noqa: E402
-from imgcomp.scenes import TEST_FIRST_SEED, render_scene  # noqa: E402
+from imgcomp.multitask.scenes import TEST_FIRST_SEED, render_scene  # noqa: E402
 
 STARTUP_TIMEOUT_S = 120.0
 WAIT_S = 20.0

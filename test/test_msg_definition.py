@@ -1,5 +1,5 @@
 """imgcomp_msgs/msg/CompressedFeatures: the definition, checked by the real rosidl parser,
-and messages built and serialized with rosbags (imgcomp.rosmsg), without ROS."""
+and messages built and serialized with rosbags (imgcomp.rosbag.messages), without ROS."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imgcomp import rosmsg
+from imgcomp.rosbag import messages as rosmsg
 
 REPO = Path(__file__).resolve().parent.parent
 MSG_FILE = REPO / "imgcomp_msgs" / "msg" / "CompressedFeatures.msg"
@@ -152,7 +152,7 @@ def test_rosbags_reads_the_same_definition() -> None:
 
 
 def test_core_module_does_not_import_rclpy() -> None:
-    code = "import sys, imgcomp.rosmsg as r; r.typestore(); print('rclpy' in sys.modules)"
+    code = "import sys, imgcomp.rosbag.messages as r; r.typestore(); print('rclpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"

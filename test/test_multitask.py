@@ -19,9 +19,9 @@ from imgcomp.multitask.objectives import MetricAccumulator, multitask_losses, re
 from imgcomp.multitask.pack import build_split, load_split
 from imgcomp.multitask.train import MultiTaskTrainConfig, batch_tensors, train_multitask
 from imgcomp.multitask.weights import available_heads, export_head, load_head
-from imgcomp.nodes_core import FeaturesFields, MultiTaskCore, PerceptionFields, Rejection
-from imgcomp.nodes_core import stats as stats_mod
-from imgcomp.scenes import CLASSES, TEST_FIRST_SEED
+from imgcomp.stream import FeaturesFields, MultiTaskCore, PerceptionFields, Rejection
+from imgcomp.stream import stats as stats_mod
+from imgcomp.multitask.scenes import CLASSES, TEST_FIRST_SEED
 
 SIZE = 64  # small frames keep the pack and training runs short
 
@@ -246,7 +246,7 @@ def _features(codec, image: np.ndarray, quality: int = 3) -> FeaturesFields:
 
 
 def test_core_publishes_five_images_and_survives_bad_payloads(perceiver, hyperprior_codec, factorized_codec) -> None:
-    from imgcomp.scenes import render_scene
+    from imgcomp.multitask.scenes import render_scene
 
     frame = render_scene(TEST_FIRST_SEED, 96, 128)
     core = MultiTaskCore(perceiver)

@@ -17,7 +17,7 @@ from imgcomp import Codec
 from imgcomp.inference.graphs import META_HASH, export_onnx, graph_paths, read_graph_identity
 from imgcomp.inference.onnx_backend import GraphMismatchError, OnnxRuntimeTransforms
 from imgcomp.models.registry import load_model
-from imgcomp.nodes_core.backend import codec_factory, resolve_backend
+from imgcomp.stream.backend import codec_factory, resolve_backend
 
 MODELS = ("hyperprior-mse", "factorized-mse")
 
@@ -115,7 +115,7 @@ def test_backend_choice_and_factory_fallback(tmp_path) -> None:
 
 
 def test_export_cli(tmp_path, capsys) -> None:
-    from imgcomp.cli import main
+    from imgcomp.cli.main import main
 
     assert main(["export", "--model", "factorized-mse", "--out", str(tmp_path)]) == 0
     assert all(p.exists() for p in graph_paths(tmp_path, "factorized-mse"))

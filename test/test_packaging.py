@@ -20,7 +20,7 @@ MSGS = REPO / "imgcomp_msgs"
 BASE_PATHS = [str(REPO), str(MSGS)]
 
 ENTRY_POINTS = {
-    "imgcomp": "imgcomp.cli:main",
+    "imgcomp": "imgcomp.cli.main:main",
     "encoder_node": "imgcomp_encoder.node:main",
     "decoder_node": "imgcomp_decoder.node:main",
     "multitask_node": "imgcomp_decoder.multitask_node:main",
@@ -58,7 +58,8 @@ def _package_files() -> list[str]:
     """Package data that must travel with the Python package (relative to site-packages)."""
     patterns = ("imgcomp/msg/*.msg", "imgcomp/weights/*.pt", "imgcomp/weights/*.md",
                 "imgcomp/weights/*.json", "imgcomp/weights/multitask/*", "imgcomp/multitask/*.py",
-                "imgcomp/scenes/*.py", "imgcomp/rosmsg.py", "imgcomp_encoder/__init__.py",
+                "imgcomp/multitask/scenes/*.py", "imgcomp/rosbag/messages.py", "imgcomp_encoder/__init__.py",
+                "imgcomp_ros/node_base.py", "imgcomp_ros/rosutil.py",
                 "imgcomp_decoder/__init__.py")
     return [p.relative_to(REPO).as_posix() for pattern in patterns for p in _repo_files(pattern)]
 
@@ -233,7 +234,7 @@ def _copy_checkout(dest: Path) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
     for name in ("setup.py", "setup.cfg", "package.xml"):
         shutil.copy2(REPO / name, dest / name)
-    for name in ("resource", "imgcomp", "imgcomp_encoder", "imgcomp_decoder", "launch", "config"):
+    for name in ("resource", "imgcomp", "imgcomp_encoder", "imgcomp_decoder", "imgcomp_ros", "launch", "config"):
         if (REPO / name).is_dir():
             shutil.copytree(REPO / name, dest / name, ignore=ignore)
     return dest
@@ -275,8 +276,9 @@ def test_pip_wheel_and_install(tmp_path: Path) -> None:
     for relative in _shared_files():
         assert f"{data}/imgcomp/{relative}" in names
     requires = sorted(line.split(": ", 1)[1] for line in metadata.splitlines()
-                      if line.startswith("Requires-Dist: "))
+                      if line.startswith("Requires-Dist: ") and "extra ==" not in line)
     assert requires == ["numpy>=1.24", "rosbags>=0.10"]
+    assert 'Requires-Dist: pytest; extra == "test"' in metadata  # what colcon test looks for
     assert "Requires-Python: >=3.10" in metadata
     for name, target in ENTRY_POINTS.items():
         assert f"{name} = {target}" in entry_points
@@ -285,7 +287,7 @@ def test_pip_wheel_and_install(tmp_path: Path) -> None:
     target = tmp_path / "site"
     subprocess.run([*pip, "install", "--no-deps", "--no-index", "-q", "--target", str(target),
                     str(wheel)], check=True, capture_output=True, timeout=300)
-    code = ("import imgcomp.rosmsg as r; assert r.__file__.startswith(%r), r.__file__; "
+    code = ("import imgcomp.rosbag.messages as r; assert r.__file__.startswith(%r), r.__file__; "
             "print(sorted(r.typestore().fielddefs[r.MSG_TYPE][1])[0][0])" % str(target))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(target)))

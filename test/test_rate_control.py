@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from imgcomp.nodes_core.rate_control import RateController
+from imgcomp.stream.rate_control import RateController
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "test" / "fixtures" / "images"
@@ -301,7 +301,7 @@ def test_clock_jumps_restart_the_window() -> None:
 
 
 def test_bench_window_errors_match_the_test_windows() -> None:
-    from imgcomp.rate_bench import window_errors
+    from imgcomp.eval.rate_bench import window_errors
 
     sizes = [1000] * 10 + [2000] * 10  # 10 fps: 80 kbit/s, then 160 kbit/s
     errors = window_errors(sizes, fps=10.0, target_kbps=80.0, settle_s=0.0)

@@ -17,9 +17,9 @@ import pytest
 
 from imgcomp.bitstream import FRAME_PREDICTED, Frame, pack_fields, unpack
 from imgcomp.codec import Codec
-from imgcomp.fuzz import fields_for
-from imgcomp.nodes_core.decoder_core import DecoderCore
-from imgcomp.nodes_core.rejections import Rejection
+from imgcomp.eval.fuzz import fields_for
+from imgcomp.stream.decoder_core import DecoderCore
+from imgcomp.stream.rejections import Rejection
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "ros.md"
 

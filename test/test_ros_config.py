@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from imgcomp.nodes_core import rejections
-from imgcomp.nodes_core.params import DECODER_PARAMS, ENCODER_PARAMS, MULTITASK_PARAMS, ParamSpec, check
+from imgcomp.stream import rejections
+from imgcomp.stream.params import DECODER_PARAMS, ENCODER_PARAMS, MULTITASK_PARAMS, ParamSpec, check
 
 REPO = Path(__file__).resolve().parent.parent
 LAUNCH = REPO / "launch"

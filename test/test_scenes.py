@@ -1,4 +1,4 @@
-"""Tests for imgcomp.scenes: procedural indoor frames with exact depth, normals and labels."""
+"""Tests for imgcomp.multitask.scenes: procedural indoor frames with exact depth, normals and labels."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imgcomp.scenes import (
+from imgcomp.multitask.scenes import (
     CLASS_ID,
     CLASSES,
     TEST_FIRST_SEED,
@@ -26,8 +26,8 @@ from imgcomp.scenes import (
     render_scene,
     sample_scene,
 )
-from imgcomp.scenes.geometry import Room
-from imgcomp.scenes.render import _screen_window
+from imgcomp.multitask.scenes.geometry import Room
+from imgcomp.multitask.scenes.render import _screen_window
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "images"
 SEEDS = (0, 1, 2, 3, 7, 11, 19, 1_000_000)

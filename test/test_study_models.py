@@ -15,8 +15,8 @@ from imgcomp.data.crops import RandomCropSampler, load_images
 from imgcomp.models.gained import ArchConfig, build_model
 from imgcomp.models.registry import load_manifest
 from imgcomp.models.study import STUDY_FAMILIES, CycleGAN, binarize, laplacian_target, tiled
-from imgcomp.study_train import study_distortion
-from imgcomp.train import TrainConfig, train
+from imgcomp.training.families import study_distortion
+from imgcomp.training.rd import TrainConfig, train
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "test" / "fixtures" / "images"
@@ -138,6 +138,7 @@ def _held_out(net, config: TrainConfig) -> float:
         return float(study_distortion(x, net(x)["x_hat"], config.distortion, {}))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "family, latent, distortion, steps",
     [("autoencoder", 1, "ssim", 60), ("lossy-cae", 8, "mse", 200), ("cyclegan", 3, "ms-ssim-l1", 60)],
@@ -222,7 +223,7 @@ def test_malformed_payloads_are_rejected(study_codecs, real_images, name: str) -
 
 
 def test_compare_writes_the_study_table_and_grid(tmp_path, monkeypatch) -> None:
-    import imgcomp.compare as compare
+    import imgcomp.eval.compare as compare
 
     monkeypatch.setitem(compare.SIZES, "96x64", (96, 64))
     models = [SHIPPED_STUDY[0], "factorized-mse"]

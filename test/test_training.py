@@ -14,7 +14,7 @@ import torch
 from imgcomp.data.crops import RandomCropSampler, load_images
 from imgcomp.models.gained import build_model
 from imgcomp.models.registry import export_weights, install_weights, sha256_of
-from imgcomp.train import RDLoss, TrainConfig, train
+from imgcomp.training.rd import RDLoss, TrainConfig, train
 
 REPO = Path(__file__).resolve().parent.parent
 SMOKE = REPO / "config" / "models" / "smoke.yaml"
@@ -121,6 +121,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_distributed_training_on_two_cpu_processes(tmp_path):
     """torchrun + gloo: the same command users run on several GPUs; replicas must stay identical."""
     command = [

@@ -8,9 +8,8 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from imgcomp.defaults import BACKENDS  # noqa: F401 - re-exported by imgcomp.inference
 from imgcomp.models.gained import GainedCodec
-
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
 
 
 class Transforms(Protocol):

@@ -32,6 +32,7 @@ with warnings.catch_warnings():
 
 from imgcomp.models import entropy_coding
 from imgcomp.models.integer_prior import IntegerHyperSynthesis
+from imgcomp.models.study import Autoencoder, CycleGAN, LossyCAE
 
 
 @dataclass(frozen=True)
@@ -256,8 +257,6 @@ class ScaleHyperprior(GainedCodec):
         y_hat = self.decompress_latent(strings, shape)
         return {"x_hat": self.synthesise(y_hat, level).clamp_(0, 1)}
 
-
-from imgcomp.models.study import Autoencoder, CycleGAN, LossyCAE  # noqa: E402 - after the classes above
 
 FAMILIES: dict[str, type[nn.Module]] = {
     "factorized": FactorizedPrior,

@@ -75,7 +75,7 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     return {k: (v.float() if v.is_floating_point() else v) for k, v in payload["state_dict"].items()}
 
 
-def _arch_from(record: dict[str, Any]) -> ArchConfig:
+def arch_from(record: dict[str, Any]) -> ArchConfig:
     arch = dict(record)
     arch["lambdas"] = tuple(arch.get("lambdas", ()))
     return ArchConfig(**arch)
@@ -95,7 +95,7 @@ def load_verified_file(path: Path, expected_sha256: str, what: str) -> tuple[dic
 def _load_verified(name: str) -> tuple[GainedCodec, str]:
     entry = model_entry(name)
     payload, digest = load_verified_file(WEIGHTS_DIR / entry["file"], entry["sha256"], f"model {name!r}")
-    model = build_model(_arch_from(payload["arch"]))
+    model = build_model(arch_from(payload["arch"]))
     model.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in payload["state_dict"].items()})
     model.eval()
     return model, digest[:16]
@@ -114,7 +114,7 @@ def export_weights(checkpoint: Path, name: str | None = None, out_dir: Path = WE
     values so encoder and decoder share exact integers), a model card and a manifest entry."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     config = state["config"]
-    arch = _arch_from(config["arch"])
+    arch = arch_from(config["arch"])
     name = name or config["name"]
     model = build_model(arch)
     model.load_state_dict(_with_constant_buffers(state["model"], model))
@@ -269,5 +269,5 @@ def update_model_cards(eval_result: dict) -> list[Path]:
             f"BD-rate vs JPEG (OpenCV 4:2:0): {fmt(bd['vs_jpeg_psnr'])} in PSNR, {fmt(bd['vs_jpeg_msssim'])} in MS-SSIM.",
         ]
         payload = torch.load(WEIGHTS_DIR / entry["file"], map_location="cpu", weights_only=True)
-        written.append(write_model_card(WEIGHTS_DIR, name, entry, _arch_from(payload["arch"]), "\n".join(rows)))
+        written.append(write_model_card(WEIGHTS_DIR, name, entry, arch_from(payload["arch"]), "\n".join(rows)))
     return written

@@ -4,7 +4,7 @@
 * ``lossy-cae``: image -> n binary feature maps at 1/4 resolution (stochastic binarization while
   training, the sign at inference) -> image.
 * ``cyclegan``: generator G: image -> RGB "compressed image" at 1/2 resolution, F: back, with two
-  discriminators while training (`imgcomp.study_train`).
+  discriminators while training (`imgcomp.training.families`).
 
 Unlike the study, whose features were pickled raw, the features are coded losslessly
 (`feature_coding`) inside the usual versioned container. Each model has one quality level: its
@@ -305,10 +305,6 @@ class CycleGAN(_EightBitFeatures):
         return tiled(self.generator_f, features, self.TILE // 2, self.MARGIN // 2, 2.0, align=1)
 
 
-def count_parameters(module: nn.Module) -> int:
-    return int(sum(p.numel() for p in module.parameters()))
-
-
 def laplacian_target(x: Tensor) -> Tensor:
     """The study's Laplacian constraint for the autoencoder's 1/4-size image: 0.5 + the
     Laplacian of the luma at 1/4 size (most values near 0.5, i.e. "mostly zero")."""
@@ -317,13 +313,7 @@ def laplacian_target(x: Tensor) -> Tensor:
     return (0.5 + F.conv2d(F.pad(small, (1, 1, 1, 1), mode="replicate"), kernel)).clamp(0, 1)
 
 
-def raw_and_coded_bpp(net: StudyCodec, payload_bits: int, height: int, width: int) -> tuple[float, float]:
-    """(raw, coded) bits per pixel of one frame's features."""
-    pixels = height * width
-    return net.raw_bits(height, width) / pixels, payload_bits / pixels
-
-
 __all__ = [
-    "STUDY_FAMILIES", "Autoencoder", "CycleGAN", "LossyCAE", "StudyCodec", "binarize", "count_parameters",
-    "laplacian_target", "quantize_8bit", "raw_and_coded_bpp", "tiled",
+    "STUDY_FAMILIES", "Autoencoder", "CycleGAN", "LossyCAE", "StudyCodec", "binarize",
+    "laplacian_target", "quantize_8bit", "tiled",
 ]

@@ -1,6 +1,6 @@
 """Perception straight from the codec features: depth, semantic segmentation and surface normals.
 
-* `pack`      - rendered scenes (imgcomp.scenes) coded by a shipped codec: the train/test data
+* `pack`      - rendered scenes (imgcomp.multitask.scenes) coded by a shipped codec: the train/test data
 * `model`     - the multi-task head (latent, decoded-image or original-image input)
 * `objectives` - losses and metrics
 * `train`     - ``imgcomp train --config config/multitask/<input>.yaml``
@@ -18,7 +18,7 @@ __all__ = ["HeadConfig", "MultiTaskHead", "Perception", "Perceiver"]
 
 def __getattr__(name: str) -> Any:
     # These pull in torch; loading them on first use keeps `imgcomp ...` (whose parser
-    # imports imgcomp.multitask.cli) from importing torch for every command.
+    # imports imgcomp.cli.multitask) from importing torch for every command.
     if name in ("HeadConfig", "MultiTaskHead"):
         from imgcomp.multitask import model
 

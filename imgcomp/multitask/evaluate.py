@@ -2,7 +2,7 @@
 
     imgcomp multitask eval [--quality 3] [--out benchmarks/results/multitask]
 
-One run over the pack's fixed test split (seeds from imgcomp.scenes.TEST_FIRST_SEED):
+One run over the pack's fixed test split (seeds from imgcomp.multitask.scenes.TEST_FIRST_SEED):
 
 * accuracy of each shipped head at `quality` (depth AbsRel, delta < 1.25, mIoU, normals mean
   angle and % < 11.25 deg), and the latent head's gap to the decoded-image baseline;
@@ -30,8 +30,7 @@ from imgcomp.multitask.objectives import METRIC_NAMES, MetricAccumulator, relati
 from imgcomp.multitask.pack import DEFAULT_PACK_DIR, PackSpec, Split, load_split
 from imgcomp.multitask.train import batch_tensors
 from imgcomp.multitask.weights import HEADS_DIR, available_heads, load_head
-from imgcomp.nodes_core.stats import percentile
-from imgcomp.scenes.preview import colorize_depth, colorize_labels, colorize_normals
+from imgcomp.multitask.scenes.preview import colorize_depth, colorize_labels, colorize_normals
 
 METRIC_LABELS = {
     "abs_rel": "depth AbsRel ↓",
@@ -129,7 +128,7 @@ def time_paths(heads: dict[str, MultiTaskHead], payloads: list[bytes], codec: Co
     """Payload bytes -> predictions at the source size, per head input that a payload can feed.
     The first payload is a warm-up and not counted."""
     from imgcomp.bitstream import unpack
-    from imgcomp.multitask.predictor import _image_tensor
+    from imgcomp.multitask.predictor import image_tensor
 
     out: dict[str, dict[str, float]] = {}
     for name in PAYLOAD_INPUTS:
@@ -142,7 +141,7 @@ def time_paths(heads: dict[str, MultiTaskHead], payloads: list[bytes], codec: Co
             if name == "latent":
                 x = codec.decode_latent(payload)
             else:
-                x = _image_tensor(codec.decode(payload), torch.device("cpu"))
+                x = image_tensor(codec.decode(payload), torch.device("cpu"))
             t1 = time.perf_counter()
             pred = heads[name].predict(x, header.height, header.width)
             pred["seg"].argmax(1)
@@ -152,15 +151,15 @@ def time_paths(heads: dict[str, MultiTaskHead], payloads: list[bytes], codec: Co
                 head_ms.append(1e3 * (t2 - t1))
         total = [a + b for a, b in zip(decode_ms, head_ms)]
         out[name] = {
-            "decode_p50": percentile(decode_ms, 50), "head_p50": percentile(head_ms, 50),
-            "p50": percentile(total, 50), "p95": percentile(total, 95), "frames": len(total),
+            "decode_p50": float(np.percentile(decode_ms, 50)), "head_p50": float(np.percentile(head_ms, 50)),
+            "p50": float(np.percentile(total, 50)), "p95": float(np.percentile(total, 95)), "frames": len(total),
         }
     return out
 
 
 def camera_payloads(codec: Codec, quality: int, frames: int, height: int = 480, width: int = 640) -> list[bytes]:
     """Test-split scenes rendered at a camera resolution and encoded (for timing only)."""
-    from imgcomp.scenes import TEST_FIRST_SEED, render_scene
+    from imgcomp.multitask.scenes import TEST_FIRST_SEED, render_scene
 
     return [codec.encode(render_scene(TEST_FIRST_SEED + i, height, width).rgb, quality=quality)
             for i in range(frames + 1)]

@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from imgcomp.scenes import TEST_FIRST_SEED, TRAIN_FIRST_SEED, render_scene
+from imgcomp.defaults import DEFAULT_MODEL
+from imgcomp.multitask.scenes import TEST_FIRST_SEED, TRAIN_FIRST_SEED, render_scene
 
 DEFAULT_PACK_DIR = Path("data/multitask")
-DEFAULT_MODEL = "hyperprior-mse"
 FRAME_SIZE = 256
 NORMAL_SCALE = 127.0
 

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from imgcomp.bitstream import unpack
+from imgcomp.bitstream import Frame, unpack
 from imgcomp.codec import Codec
 from imgcomp.models.registry import WeightsError
 from imgcomp.multitask.model import PAYLOAD_INPUTS, MultiTaskHead
@@ -26,7 +26,7 @@ from imgcomp.multitask.weights import DEFAULT_HEAD, load_head
 class Perception:
     """One frame's predictions at the source image size.
 
-    depth: float32 (H, W) metres; labels: uint8 (H, W) class ids (imgcomp.scenes.CLASSES);
+    depth: float32 (H, W) metres; labels: uint8 (H, W) class ids (imgcomp.multitask.scenes.CLASSES);
     normals: float32 (H, W, 3) unit vectors in the camera frame (x right, y down, z forward);
     decode_ms / head_ms: host time spent reading the payload and running the head.
     """
@@ -38,7 +38,7 @@ class Perception:
     head_ms: float
 
 
-def _image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
+def image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
     rgb = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image
     return torch.from_numpy(np.ascontiguousarray(rgb)).to(device).permute(2, 0, 1)[None].float().div_(255.0)
 
@@ -76,13 +76,17 @@ class Perceiver:
         return self.entry["codec_hash"]
 
     @torch.no_grad()
-    def perceive(self, payload: bytes) -> Perception:
-        header = unpack(payload).header
+    def perceive(self, payload: bytes | Frame) -> Perception:
+        """Depth, labels and normals of one payload (bytes, or a Frame already parsed by
+        `imgcomp.bitstream.unpack`: it is not parsed again)."""
+        frame = payload if isinstance(payload, Frame) else unpack(payload)
+        header = frame.header
+        payload = frame
         started = time.perf_counter()
         if self.entry["input"] == "latent":
             x = self.codec.decode_latent(payload).to(self.device)
         else:
-            x = _image_tensor(self.codec.decode(payload), self.device)
+            x = image_tensor(self.codec.decode(payload), self.device)
         decoded = time.perf_counter()
         with self._lock:
             out = self.head.predict(x, header.height, header.width)

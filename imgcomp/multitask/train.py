@@ -20,17 +20,18 @@ import yaml
 from torch import Tensor
 from tqdm import tqdm
 
+from imgcomp.defaults import DEFAULT_MODEL
 from imgcomp.multitask.model import HeadConfig, MultiTaskHead, subsample_targets
 from imgcomp.multitask.objectives import multitask_losses
 from imgcomp.multitask.pack import NORMAL_SCALE, Split, load_split
-from imgcomp.train import load_resume_state, lr_scale, save_checkpoint
+from imgcomp.training.checkpoints import load_resume_state, lr_scale, save_checkpoint
 
 
 @dataclass
 class MultiTaskTrainConfig:
     name: str
     head: HeadConfig
-    codec: str = "hyperprior-mse"
+    codec: str = DEFAULT_MODEL
     pack: str = "data/multitask/hyperprior-mse-256"
     run_dir: str = "runs"
     batch_size: int = 16

@@ -96,7 +96,7 @@ def write_head_card(out_dir: Path, name: str, entry: dict[str, Any], measured: s
         f"Multi-task head (depth, semantic segmentation, surface normals) on {inputs[entry['input']]}.",
         "",
         f"- codec: `{entry['codec']}`, model hash `{entry['codec_hash']}`",
-        f"- data: procedural indoor scenes (`imgcomp.scenes`, textured with the training photos), "
+        f"- data: procedural indoor scenes (`imgcomp.multitask.scenes`, textured with the training photos), "
         f"pack `{entry['pack']}`; each training frame coded at a quality level drawn per seed",
         f"- training: {entry['steps']} steps, batch {entry['batch_size']}, AdamW lr {entry['lr']}; "
         "losses: scale-invariant log depth + cross-entropy + (1 - cos) normals",

@@ -20,7 +20,7 @@ def block_grid(height: int, width: int) -> tuple[int, int]:
     return -(-height // BLOCK), -(-width // BLOCK)
 
 
-def _block_of(shape: tuple[int, int, int]) -> np.ndarray:
+def block_of(shape: tuple[int, int, int]) -> np.ndarray:
     """(H, W) -> flat block number of every latent position."""
     _, h, w = shape
     _, wb = block_grid(h, w)
@@ -111,7 +111,7 @@ def encode_pframe(
     else:
         values = rounded
         flags = (_block_sum(np.abs(rounded)) > 0).astype(np.int64)
-    changed = flags[_block_of(y.shape)][None].repeat(y.shape[0], 0).astype(bool)
+    changed = flags[block_of(y.shape)][None].repeat(y.shape[0], 0).astype(bool)
     values = np.where(changed, values, 0)
     y_hat = reference + values
     flags_string = _encode(flags, flag_ctx, tables.flags)
@@ -134,7 +134,7 @@ def decode_pframe(
     blocks = _block_sum(np.zeros(reference.shape, dtype=np.int8)).size
     flag_ctx = _flag_contexts(previous_flags, blocks)
     flags = _decode(flags_string, flag_ctx, tables.flags, "block flags")
-    changed = flags[_block_of(reference.shape)][None].repeat(reference.shape[0], 0).astype(bool)
+    changed = flags[block_of(reference.shape)][None].repeat(reference.shape[0], 0).astype(bool)
     contexts = tables.contexts(reference)
     values = np.zeros(reference.shape, dtype=np.int64)
     values[changed] = _decode(residual_string, contexts[changed], tables.residuals, "residuals")

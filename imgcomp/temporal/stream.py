@@ -20,7 +20,6 @@ reordered message never produces a wrong image.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -14,7 +14,7 @@ the previous flags), so encoder and decoder agree bit for bit on every device, t
 dtype and backend: no float enters the decoder's entropy model at all. Skipped blocks copy the
 reference (like H.264 skip blocks).
 
-The tables are trained by counting (`imgcomp.temporal.train`) and stored per quality level as
+The tables are trained by counting (`imgcomp.training.temporal`) and stored per quality level as
 integer frequencies (16-bit precision, every symbol >= 1) in an ``.npz`` next to the codec's
 weights; its sha256 is recorded in the manifest under the model's ``temporal`` entry and its
 first 8 bytes travel in every P-frame, so a P-frame is never decoded with other tables.
@@ -154,7 +154,7 @@ def load_tables(model: str) -> TemporalTables:
 
     entry = model_entry(model).get("temporal")
     if not entry:
-        raise TemporalTablesError(f"model {model!r} has no temporal tables (run python -m imgcomp.temporal.train)")
+        raise TemporalTablesError(f"model {model!r} has no temporal tables (run python -m imgcomp.training.temporal)")
     path = Path(WEIGHTS_DIR) / entry["file"]
     if not path.exists():
         raise TemporalTablesError(f"temporal tables {path} of model {model!r} are missing")

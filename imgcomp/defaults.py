@@ -1,0 +1,17 @@
+"""The defaults the whole project shares, named once and importable without torch (the CLI's
+argument parser, the node parameters and the codec read them from here)."""
+
+from __future__ import annotations
+
+__all__ = ["BACKENDS", "DEFAULT_MAX_INPUT_PIXELS", "DEFAULT_MAX_OUTPUT_PIXELS", "DEFAULT_MODEL", "DEVICES"]
+
+# The shipped model the nodes, the bag tools and the CLI use unless told otherwise.
+DEFAULT_MODEL = "hyperprior-mse"
+# Decode-side limit checked from the header before anything is allocated: 4K UHD. A node or a
+# bag tool that expects larger frames raises it (`max_output_pixels`), up to the bitstream's cap.
+DEFAULT_MAX_OUTPUT_PIXELS = 3840 * 2160
+# The encoder node's input limit (`max_input_pixels`): 4K UHD as well.
+DEFAULT_MAX_INPUT_PIXELS = 3840 * 2160
+# Where the analysis and synthesis transforms run (entropy coding is always on the CPU).
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+DEVICES = ("cpu", "cuda")

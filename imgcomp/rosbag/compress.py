@@ -1,0 +1,201 @@
+"""`imgcomp bag compress`: the images of one topic become CompressedFeatures, through the
+encoder node's own `EncoderCore` (see `imgcomp.rosbag`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from imgcomp.rosbag.common import (
+    BAD_HEADER,
+    COMPRESSED_IMAGE_TYPE,
+    DEFAULT_TOPIC,
+    IMAGE_TYPES,
+    Skip,
+    SkipLog,
+    check_paths,
+    default_codec_factory,
+    features_topic_for,
+    image_fields,
+    image_topics,
+    progress_bar,
+    topic_types,
+    unverified_note,
+)
+from imgcomp.rosbag.io import bag_size_bytes, open_reader
+from imgcomp.rosbag.output import check_output, open_output
+from imgcomp.rosbag.messages import IMAGE_TYPE, MSG_TYPE, make_features_msg, serialize
+
+if TYPE_CHECKING:
+    from imgcomp.codec import Codec
+
+_log = logging.getLogger("imgcomp.rosbag")
+
+__all__ = ["CompressSummary", "compress"]
+
+
+@dataclass
+class CompressSummary:
+    input: str
+    output: str
+    topic: str
+    features_topic: str
+    model: str
+    model_hash: str
+    quality: int
+    frames: int = 0  # images converted
+    skipped: dict[str, int] = field(default_factory=dict)  # images not converted, by cause
+    copied: int = 0  # other messages copied unchanged
+    image_bytes: int = 0  # serialized source image messages
+    features_bytes: int = 0  # serialized CompressedFeatures messages
+    mean_bpp: float | None = None  # payload bits per pixel, mean over frames
+    in_bytes: int = 0  # whole bag folders on disk
+    out_bytes: int = 0
+    seconds: float = 0.0
+    unverified_chunks: int = 0  # input MCAP chunks without a CRC: damage in them went unnoticed
+
+    @property
+    def ratio(self) -> float | None:
+        """Input bag size / output bag size (on disk)."""
+        return self.in_bytes / self.out_bytes if self.out_bytes else None
+
+    @property
+    def image_ratio(self) -> float | None:
+        """Image messages' bytes / features messages' bytes."""
+        return self.image_bytes / self.features_bytes if self.features_bytes else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "ratio": self.ratio, "image_ratio": self.image_ratio}
+
+    def __str__(self) -> str:
+        skipped = ", ".join(f"{n} {c}" for c, n in sorted(self.skipped.items())) or "none"
+        bpp = f"{self.mean_bpp:.3f}" if self.mean_bpp is not None else "n/a"
+        ratio = f"{self.ratio:.1f}x" if self.ratio else "n/a"
+        image_ratio = f"{self.image_ratio:.1f}x" if self.image_ratio else "n/a"
+        return (
+            f"{self.input} -> {self.output}\n"
+            f"  {self.topic} -> {self.features_topic}: {self.frames} frames, skipped: {skipped}\n"
+            f"  model {self.model} ({self.model_hash}), quality {self.quality}, mean {bpp} bpp\n"
+            f"  {self.copied} other messages copied\n"
+            f"  bag {self.in_bytes:,} B -> {self.out_bytes:,} B ({ratio} smaller); "
+            f"image messages {self.image_bytes:,} B -> {self.features_bytes:,} B ({image_ratio})\n"
+            f"  {self.seconds:.1f} s{unverified_note(self.unverified_chunks)}"
+        )
+
+
+def _resolve_source_topic(types: dict[str, set[str]], topic: str) -> str:
+    if topic not in types and COMPRESSED_IMAGE_TYPE in types.get(topic.rstrip("/") + "/compressed", set()):
+        _log.info("no topic %s; using its CompressedImage topic %s/compressed", topic, topic)
+        topic = topic.rstrip("/") + "/compressed"
+    if topic not in types:
+        found = ", ".join(image_topics(types)) or "none"
+        raise ValueError(f"topic {topic} is not in the bag (image topics: {found})")
+    wrong = types[topic] - set(IMAGE_TYPES)
+    if wrong:
+        raise ValueError(f"topic {topic} carries {', '.join(sorted(wrong))}, not sensor_msgs Image/CompressedImage")
+    return topic
+
+
+def _features_cdr(header: Any, result: Any) -> bytes:
+    """The CompressedFeatures message of an encoded frame, with the source header unchanged."""
+    try:
+        msg = make_features_msg(
+            stamp_ns=0,  # replaced by the source header, as it was
+            frame_id=header.frame_id,
+            codec=result.codec,
+            model_hash=result.model_hash,
+            quality=result.quality,
+            height=result.height,
+            width=result.width,
+            encoding=result.encoding,
+            data=result.data,
+            frame_number=result.frame_number,
+        )
+        return serialize(dataclasses.replace(msg, header=header), MSG_TYPE)
+    except Exception as exc:  # noqa: BLE001 - e.g. a NUL in frame_id or encoding: skip the frame
+        raise Skip(BAD_HEADER, f"{type(exc).__name__}: {exc}") from None
+
+
+def compress(
+    in_bag: str | Path,
+    out_bag: str | Path,
+    topic: str = DEFAULT_TOPIC,
+    model: str | None = None,
+    quality: int | None = None,
+    storage: str = "mcap",
+    *,
+    device: str = "cpu",
+    overwrite: bool = False,
+    progress: bool = True,
+    codec: Codec | None = None,
+    on_frame: Callable[[int], None] | None = None,
+) -> CompressSummary:
+    """Compress the images of `topic` in `in_bag` into a new bag `out_bag` (see module doc).
+
+    `model` is a registry name (default: `imgcomp.codec.DEFAULT_MODEL`) loaded on `device`;
+    pass a loaded `codec` instead to reuse one. `quality` defaults to the model's middle level.
+    `on_frame(n)` is called after the n-th frame (0-based) was written; an exception it raises
+    aborts the run the way a crash would (the tests use it). Raises ValueError for a missing or
+    non-image topic or a features topic that already exists, FileExistsError for an existing
+    `out_bag` without `overwrite`.
+    """
+    started = time.monotonic()
+    in_bag, out_bag = Path(in_bag), Path(out_bag)
+    check_paths(in_bag, out_bag)
+    check_output(out_bag, overwrite)
+    if codec is not None and model is not None and model != codec.model_name:
+        raise ValueError(f"model {model!r} disagrees with the given codec's {codec.model_name!r}")
+    with open_reader(in_bag, "input bag") as reader:
+        types = topic_types(reader)
+        topic = _resolve_source_topic(types, topic)
+        msgtype = COMPRESSED_IMAGE_TYPE if COMPRESSED_IMAGE_TYPE in types[topic] else IMAGE_TYPE
+        out_topic = features_topic_for(topic, msgtype)
+        if out_topic in types:
+            raise ValueError(f"the bag already has a topic {out_topic}; compress writes its features there")
+        # torch is imported only from here on: every error above comes at once
+        from imgcomp.codec import DEFAULT_MODEL
+        from imgcomp.stream.encoder_core import EncoderCore
+        from imgcomp.stream.rejections import Rejection
+
+        if codec is None:
+            codec = default_codec_factory(device)(model or DEFAULT_MODEL)
+        loaded = codec
+        core = EncoderCore(lambda _name: loaded, model=loaded.model_name, quality=quality)
+        summary = CompressSummary(
+            str(in_bag), str(out_bag), topic, out_topic, codec.model_name, codec.model_hash, core.quality
+        )
+        skips = SkipLog("compress")
+        bpp_sum = 0.0
+        with open_output(out_bag, storage, overwrite) as writer:
+            messages = reader.messages()
+            for connection, timestamp, raw in progress_bar(messages, reader.message_count, "compress", progress):
+                if connection.topic != topic:
+                    writer.copy_raw(connection, timestamp, raw)
+                    summary.copied += 1
+                    continue
+                try:
+                    header, fields = image_fields(connection.msgtype, raw)
+                    result = core.process(fields)
+                    if isinstance(result, Rejection):
+                        raise Skip(result.cause, result.message)
+                    out_raw = _features_cdr(header, result)
+                except Skip as skip:
+                    skips.record(skip.cause, str(skip), topic, timestamp)
+                    continue
+                writer.write_raw(out_topic, MSG_TYPE, timestamp, out_raw, like=connection)
+                summary.image_bytes += len(raw)
+                summary.features_bytes += len(out_raw)
+                bpp_sum += 8.0 * len(result.data) / (result.height * result.width)
+                summary.frames += 1
+                if on_frame is not None:
+                    on_frame(summary.frames - 1)
+    summary.skipped = dict(skips.counts)
+    summary.mean_bpp = bpp_sum / summary.frames if summary.frames else None
+    summary.unverified_chunks = reader.check.unverified_chunks
+    summary.in_bytes, summary.out_bytes = bag_size_bytes(in_bag), bag_size_bytes(out_bag)
+    summary.seconds = time.monotonic() - started
+    return summary

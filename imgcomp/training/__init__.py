@@ -1,0 +1,1 @@
+"""Training: the rate-distortion trainer (`rd`), the fixed-rate families (`families`), what they share (`checkpoints`, `losses`)."""
