@@ -32,6 +32,7 @@ from sensor_msgs.msg import Image
 
 from imgcomp_msgs.msg import CompressedFeatures
 
+from imgcomp_encoder import startup  # first of ours: exits in one line where torch or CompressAI cannot run
 from imgcomp.nodes_core import FeaturesFields, LatestFrameWorker, MultiTaskCore, RejectionLog
 from imgcomp.nodes_core.params import MULTITASK_PARAMS
 from imgcomp_encoder.rosutil import (
@@ -104,7 +105,7 @@ class MultiTaskNode(CodecNodeMixin, Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    run_node(MultiTaskNode, args)
+    run_node(startup.checked(MultiTaskNode, "imgcomp_multitask", MULTITASK_PARAMS), args)
 
 
 if __name__ == "__main__":

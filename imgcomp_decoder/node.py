@@ -37,6 +37,7 @@ from sensor_msgs.msg import Image
 
 from imgcomp_msgs.msg import CompressedFeatures
 
+from imgcomp_encoder import startup  # first of ours: exits in one line where torch or CompressAI cannot run
 from imgcomp.nodes_core import (
     DecoderCore,
     FeaturesFields,
@@ -136,7 +137,7 @@ class DecoderNode(CodecNodeMixin, Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    run_node(DecoderNode, args)
+    run_node(startup.checked(DecoderNode, "imgcomp_decoder", DECODER_PARAMS), args)
 
 
 if __name__ == "__main__":

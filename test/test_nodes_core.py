@@ -43,6 +43,9 @@ from imgcomp.rosmsg import (
     typestore,
 )
 
+pytestmark = pytest.mark.robot  # on the robot's install path too (.ci/robot.sh, docs/robot.md)
+
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "images"
 H, W = 48, 64
 STAMP_NS = 1_700_000_000 * 1_000_000_000 + 123_456_789
