@@ -133,7 +133,7 @@ def _check_compressai(found: list[str]) -> None:
             found.append(f"CompressAI does not import: {_detail(exc)} ({INSTALL_ROBOT})")
         return
     version = getattr(compressai, "__version__", "unknown")
-    if not str(version).startswith(COMPRESSAI_VERSION):
+    if release(str(version)) != release(COMPRESSAI_VERSION):
         found.append(f"CompressAI {version} is installed, imgcomp's bitstreams need {COMPRESSAI_VERSION}: "
                      f"{INSTALL_COMPRESSAI}")
     for extension, role in (("compressai._CXX", "C++ extension"), ("compressai.ans", "rANS entropy coder")):

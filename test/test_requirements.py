@@ -1,6 +1,6 @@
 """The requirements files: every requirement has a release that pip finds for Python 3.10, 3.11 and
-3.12 (the host's on Linux x86_64, the robot's on aarch64 too: a Jetson with JetPack 6 runs 3.10),
-the robot never pins torch, and docs/robot.md's install steps are the ones CI runs.
+3.12 on Linux x86_64, the robot's also for 3.10 on aarch64 (a Jetson with JetPack 6), the robot
+never pins torch, and docs/robot.md's install steps are the ones CI runs.
 
 The release checks ask the package index through pip (`pip index versions` with the target's
 interpreter version, platform tags and binary-only, as `pip install --python-version ...
