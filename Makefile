@@ -4,11 +4,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP_FLAGS ?=
 
-.PHONY: setup data demo test test-slow lint eval bench multitask clean-data
+.PHONY: setup data demo test test-slow test-robot lint eval bench multitask clean-data
 
 # The package runs from the checkout (`python -m imgcomp`); `pip install .` adds the `imgcomp`
 # console script. (An editable install trips over setup.cfg's [develop] section, which colcon needs.)
-$(VENV)/.installed: requirements.txt requirements-test.txt
+$(VENV)/.installed: requirements.txt requirements-robot.txt requirements-compressai.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install $(PIP_FLAGS) -r requirements.txt -r requirements-test.txt
 	touch $@
@@ -36,6 +36,11 @@ test-slow: setup
 # ruff, pinned in requirements-test.txt, configured in ruff.toml.
 lint: setup
 	$(PY) -m ruff check .
+
+# The robot's install path (docs/robot.md) in a fresh Python 3.10 environment, and the tests marked
+# `robot` (what CI runs after `make test`; downloads torch for 3.10, about 0.8 GB).
+test-robot:
+	bash .ci/robot.sh
 
 eval: setup data
 	$(PY) -m imgcomp eval

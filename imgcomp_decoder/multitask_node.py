@@ -30,6 +30,7 @@ from sensor_msgs.msg import Image
 
 from imgcomp_msgs.msg import CompressedFeatures
 
+from imgcomp_ros import startup  # first of ours: exits in one line where torch or CompressAI cannot run
 from imgcomp.stream import FeaturesFields, MultiTaskCore
 from imgcomp.stream.params import MULTITASK_PARAMS
 from imgcomp_ros.node_base import CodecNodeMixin
@@ -84,7 +85,7 @@ class MultiTaskNode(CodecNodeMixin, Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    run_node(MultiTaskNode, args)
+    run_node(startup.checked(MultiTaskNode, "imgcomp_multitask", MULTITASK_PARAMS), args)
 
 
 if __name__ == "__main__":

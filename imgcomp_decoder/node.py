@@ -34,6 +34,7 @@ from sensor_msgs.msg import Image
 
 from imgcomp_msgs.msg import CompressedFeatures
 
+from imgcomp_ros import startup  # first of ours: exits in one line where torch or CompressAI cannot run
 from imgcomp.stream import DecoderCore, FeaturesFields, codec_factory
 from imgcomp.stream.params import DECODER_PARAMS, check
 from imgcomp_ros.node_base import CodecNodeMixin
@@ -106,7 +107,7 @@ class DecoderNode(CodecNodeMixin, Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    run_node(DecoderNode, args)
+    run_node(startup.checked(DecoderNode, "imgcomp_decoder", DECODER_PARAMS), args)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from sensor_msgs.msg import Image
 
 from imgcomp_msgs.msg import CompressedFeatures
 
+from imgcomp_ros import startup  # first of ours: exits in one line where torch or CompressAI cannot run
 from imgcomp.models.registry import model_entry
 from imgcomp.stream import EncoderCore, FeaturesFields, ImageFields, codec_factory
 from imgcomp.stream.params import ENCODER_PARAMS, check
@@ -148,7 +149,7 @@ class EncoderNode(CodecNodeMixin, Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    run_node(EncoderNode, args)
+    run_node(startup.checked(EncoderNode, "imgcomp_encoder", ENCODER_PARAMS), args)
 
 
 if __name__ == "__main__":

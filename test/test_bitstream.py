@@ -15,6 +15,9 @@ from imgcomp.eval.baselines import jpeg_encode
 from imgcomp.bitstream import MAGIC, BitstreamError, Frame, ModelMismatchError, pack, unpack
 
 
+pytestmark = pytest.mark.robot  # on the robot's install path too (.ci/robot.sh, docs/robot.md)
+
+
 @pytest.fixture(scope="module")
 def payload(hyperprior_codec, real_images) -> bytes:
     return hyperprior_codec.encode(real_images["astronaut_odd"][:40, :56], quality=2)

@@ -13,6 +13,9 @@ from imgcomp.padding import pad_to_multiple
 from imgcomp.training.rd import rate_bpp
 
 
+pytestmark = pytest.mark.robot  # on the robot's install path too (.ci/robot.sh, docs/robot.md)
+
+
 @pytest.mark.parametrize("model", ["hyperprior-mse", "factorized-mse"])
 @pytest.mark.parametrize("shape", [(131, 97), (1, 1), (17, 250), (64, 64)])
 def test_round_trip_restores_size_and_channels(model, shape, real_images, request):

@@ -20,6 +20,9 @@ from imgcomp.image import (
     image_to_msg_fields,
 )
 
+pytestmark = pytest.mark.robot  # on the robot's install path too (.ci/robot.sh, docs/robot.md)
+
+
 ASTRONAUT = Path(__file__).resolve().parent.parent / "data" / "images" / "val" / "skimage-astronaut.png"
 
 EXACT_COLOUR = ("rgb8", "bgr8", "rgba8", "bgra8", "8UC3")

@@ -255,9 +255,14 @@ def test_requirements_file_parses() -> None:
 def test_pip_wheel_and_install(tmp_path: Path) -> None:
     pytest.importorskip("wheel", reason="building without isolation needs the wheel package")
     src = _copy_checkout(tmp_path / "src")
+    # The robot's files are what the package needs; the host's own lines become the "host" extra.
+    (src / "requirements-robot.txt").write_text(
+        "# comment\ntorch>=2.5,<3  # a range\nnumpy>=1.24; python_version < \"3.11\"\n"
+    )
+    (src / "requirements-compressai.txt").write_text("compressai==1.2.8\n")
     (src / "requirements.txt").write_text(
-        "# comment\n-r other.txt\n--extra-index-url https://example.invalid\n\n"
-        "numpy>=1.24  # arrays\nrosbags>=0.10\n"
+        "# comment\n-r requirements-robot.txt\n--extra-index-url https://example.invalid\n\n"
+        "rosbags>=0.10  # bags\n"
     )
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
     wheels = tmp_path / "wheels"
@@ -276,9 +281,10 @@ def test_pip_wheel_and_install(tmp_path: Path) -> None:
     for relative in _shared_files():
         assert f"{data}/imgcomp/{relative}" in names
     requires = sorted(line.split(": ", 1)[1] for line in metadata.splitlines()
-                      if line.startswith("Requires-Dist: ") and "extra ==" not in line)
-    assert requires == ["numpy>=1.24", "rosbags>=0.10"]
-    assert 'Requires-Dist: pytest; extra == "test"' in metadata  # what colcon test looks for
+                      if line.startswith("Requires-Dist: "))
+    assert requires == ["compressai==1.2.8", 'numpy>=1.24; python_version < "3.11"',
+                        'pytest; extra == "test"', 'rosbags>=0.10; extra == "host"', "torch<3,>=2.5"]
+    assert "Provides-Extra: host" in metadata and "Provides-Extra: test" in metadata  # colcon test looks for pytest
     assert "Requires-Python: >=3.10" in metadata
     for name, target in ENTRY_POINTS.items():
         assert f"{name} = {target}" in entry_points

@@ -13,7 +13,8 @@ from imgcomp.stream import (
 )
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # one torch thread: many times faster on two busy cores
+# one torch thread: many times faster on two busy cores; on the robot's install path too (.ci/robot.sh)
+pytestmark = [pytest.mark.robot, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def test_backend_and_device_fallbacks() -> None:

@@ -26,7 +26,8 @@ from imgcomp.stream import stats as stats_mod
 
 from stream_support import FRAME_ID, H, W, features_msg, image_msg, out_msg, raw_image_msg, roundtrip
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # one torch thread: many times faster on two busy cores
+# one torch thread: many times faster on two busy cores; on the robot's install path too (.ci/robot.sh)
+pytestmark = [pytest.mark.robot, pytest.mark.usefixtures("one_torch_thread")]
 
 
 # ---------------------------------------------------------------------- image round trips

@@ -89,8 +89,8 @@ _MODEL = ParamSpec(
 _DEVICE = ParamSpec(
     "device",
     "cpu",
-    "Where the model runs: cpu or cuda. cuda falls back to cpu (logged) when torch sees no GPU. "
-    "Read-only: restart the node to change it.",
+    "Where the model runs: cpu or cuda. cuda where torch sees no GPU (or is a CPU-only build) stops "
+    "the node at start-up with one line saying so. Read-only: restart the node to change it.",
     choices=DEVICES,
     read_only=True,
     constraints="cpu or cuda",
@@ -99,8 +99,9 @@ _BACKEND = ParamSpec(
     "backend",
     "torch",
     "Where the neural transforms run: torch, onnxruntime or tensorrt (FP16 engines). A backend "
-    "that cannot run here falls back (tensorrt -> onnxruntime -> torch) with one log line saying "
-    "why. Payloads decode the same on every backend. Read-only.",
+    "whose package or GPU is missing stops the node at start-up with one line saying why; an "
+    "engine or graph that fails to load falls back to torch with a log line. Payloads decode the "
+    "same on every backend. Read-only.",
     choices=BACKENDS,
     read_only=True,
     constraints="torch, onnxruntime or tensorrt",
