@@ -7,6 +7,7 @@ ROS node or a bag tool only moves bytes and numpy arrays.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,19 @@ from imgcomp.padding import pad_to_multiple
 
 from imgcomp.defaults import DEFAULT_MAX_OUTPUT_PIXELS, DEFAULT_MODEL  # noqa: F401 - named here too
 
+
+
+@dataclass(frozen=True)
+class AnalysedImage:
+    """A checked input image after the analysis transforms (`Codec.analyse_image`)."""
+
+    y: Tensor
+    z: Tensor | None
+    level: int  # 1-based quality level
+    height: int
+    width: int
+    channels: int
+    encoding: str
 
 class Codec:
     """Encode and decode single frames with one shipped model.
@@ -124,15 +138,10 @@ class Codec:
     ) -> tuple[bytes, Tensor]:
         """`encode`, plus the gained quantized latent y_hat that the payload carries (what a
         decoder must recover exactly; cross-device checks compare against it)."""
-        rgb, channels = self._as_rgb(image)
-        level = self._check_quality(quality if quality is not None else self.quality)
-        encoding = encoding or ("mono8" if channels == 1 else "rgb8")
-        if not isinstance(encoding, str) or not encoding.isascii() or len(encoding) > 255:
-            raise ValueError(f"encoding must be an ASCII string of at most 255 characters, got {encoding!r}")
-        height, width = rgb.shape[:2]
+        a = self.analyse_image(image, quality, encoding)
+        level, height, width, channels, encoding = a.level, a.height, a.width, a.channels, a.encoding
         with self._lock:
-            x, _ = pad_to_multiple(self._to_tensor(rgb), self.net.downsampling)
-            out = self.net.compress_analysed(*self._analyse(x, level - 1))
+            out = self.net.compress_analysed(a.y, a.z)
         streams = tuple(s[0] for s in out["strings"])
         header = FrameHeader(
             model=self.model_name,
@@ -149,6 +158,20 @@ class Codec:
             stream_id=stream_id,
         )
         return pack(Frame(header, streams)), out["y_hat"]
+
+    @torch.no_grad()
+    def analyse_image(self, image: np.ndarray, quality: int | None = None, encoding: str | None = None) -> AnalysedImage:
+        """Check an input image, quality and encoding, and run the analysis transforms: what every
+        encoder of this codec (intra here, P-frames in imgcomp.temporal) starts from."""
+        rgb, channels = self._as_rgb(image)
+        level = self._check_quality(quality if quality is not None else self.quality)
+        encoding = encoding or ("mono8" if channels == 1 else "rgb8")
+        if not isinstance(encoding, str) or not encoding.isascii() or len(encoding) > 255:
+            raise ValueError(f"encoding must be an ASCII string of at most 255 characters, got {encoding!r}")
+        with self._lock:
+            x, _ = pad_to_multiple(self._to_tensor(rgb), self.net.downsampling)
+            y, z = self._analyse(x, level - 1)
+        return AnalysedImage(y, z, level, rgb.shape[0], rgb.shape[1], channels, encoding)
 
     def _analyse(self, x: Tensor, level: int) -> tuple[Tensor, Tensor | None]:
         # Large frames go through g_a stripe by stripe (torch backend) so memory stays bounded.

@@ -28,7 +28,6 @@ import torch
 from imgcomp.bitstream import FRAME_KEY, FRAME_PREDICTED, BitstreamError, Frame, FrameHeader, pack
 from imgcomp.codec import Codec
 from imgcomp.inference.striped import needs_stripes, synthesise_to_uint8, to_uint8
-from imgcomp.padding import pad_to_multiple
 from imgcomp.temporal.pcoding import decode_pframe, encode_pframe
 from imgcomp.temporal.tables import TemporalTables, load_tables
 
@@ -129,17 +128,8 @@ class StreamEncoder:
 
     @torch.no_grad()
     def encode(self, image: np.ndarray, quality: int | None = None, encoding: str | None = None) -> EncodedFrame:
-        codec = self.codec
-        rgb, channels = codec._as_rgb(image)
-        level = codec._check_quality(quality if quality is not None else codec.quality)
-        encoding = encoding or ("mono8" if channels == 1 else "rgb8")
-        if not isinstance(encoding, str) or not encoding.isascii() or len(encoding) > 255:
-            raise ValueError(f"encoding must be an ASCII string of at most 255 characters, got {encoding!r}")
-        height, width = rgb.shape[:2]
-        with codec._lock:
-            x, _ = pad_to_multiple(codec._to_tensor(rgb), codec.net.downsampling)
-            y, z = codec._analyse(x, level - 1)
-        return self.encode_analysed(y, z, level, height, width, channels, encoding)
+        a = self.codec.analyse_image(image, quality, encoding)
+        return self.encode_analysed(a.y, a.z, a.level, a.height, a.width, a.channels, a.encoding)
 
     def encode_analysed(self, y, z, level: int, height: int, width: int, channels: int, encoding: str) -> EncodedFrame:
         """`encode` from the analysis output (y, z) of the padded image at `level`."""
