@@ -137,8 +137,8 @@ FORMATS: dict[str, Format] = {
 
 # Library quality setting per level 1..6 (see the module docstring for where they come from).
 LEVELS: dict[str, tuple[int, ...]] = {
-    "jpeg": (10, 20, 30, 40, 50, 60),
-    "webp": (5, 15, 30, 45, 60, 75),
-    "avif": (20, 30, 40, 50, 60, 70),
-    "jxl": (20, 35, 50, 60, 70, 80),
+    "jpeg": (5, 10, 15, 20, 25, 35),
+    "webp": (5, 10, 15, 20, 30, 40),
+    "avif": (20, 25, 30, 35, 40, 45),
+    "jxl": (10, 15, 20, 30, 40, 55),
 }
