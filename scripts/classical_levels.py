@@ -3,8 +3,8 @@
 For each codec, every library quality setting of a grid is coded on the validation photos
 (data/images/val, as `imgcomp eval` uses them) and on real camera frames (vtest.avi at 640x480;
 the committed 192x144 clip where data/ is absent). Level q is then the setting whose mean bpp on
-the photos is nearest (in log) to `hyperprior-mse` level q's (its model card), each level's
-setting above the one before. `--presets` times the speed presets instead (640x480 frames,
+the photos is nearest (in log) to `hyperprior-mse` level 1's (its model card), then each level
+one mean hyperprior-mse step (x1.28) above the one before: the same span of rates as that model. `--presets` times the speed presets instead (640x480 frames,
 one thread) with their BD-rate against the slowest.
 
     PYTHONPATH=. python scripts/classical_levels.py [--presets] [--out benchmarks/results/classical]
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 from pathlib import Path
 
@@ -59,9 +60,14 @@ def measure(fmt, images: list[np.ndarray], setting: int) -> tuple[float, float]:
 
 
 def pick_levels(sweep: dict[int, float]) -> tuple[int, ...]:
-    settings, chosen = sorted(sweep), []
-    for target in TARGETS:
-        allowed = [s for s in settings if not chosen or s > chosen[-1]]
+    """Level 1 nearest to hyperprior-mse level 1; then hyperprior-mse's mean step between levels,
+    so every codec spans the same rate ratio (a codec that cannot go as low starts higher)."""
+    settings = sorted(sweep)
+    step = (TARGETS[-1] / TARGETS[0]) ** (1 / (len(TARGETS) - 1))
+    chosen = [min(settings, key=lambda s: abs(math.log(sweep[s] / TARGETS[0])))]
+    for k in range(1, len(TARGETS)):
+        target = sweep[chosen[0]] * step**k
+        allowed = [s for s in settings if s > chosen[-1]]
         chosen.append(min(allowed, key=lambda s: abs(math.log(sweep[s] / target))))
     return tuple(chosen)
 
@@ -71,20 +77,22 @@ def levels_report(photos: list[np.ndarray], frames: list[np.ndarray], frames_sou
         "### Classical codecs: quality levels",
         "",
         f"Photos: the {len(photos)} validation photos (data/images/val); frames: {frames_source}. "
-        "Level q: the setting nearest to hyperprior-mse level q's bpp on the photos.",
+        "Level 1: the setting nearest to hyperprior-mse level 1's bpp on the photos; each next level one mean "
+        "hyperprior-mse step (x1.28) higher. Target: that rate.",
         "",
-        "| codec | level | library setting | hyperprior-mse bpp (photos) | bpp (photos) | PSNR (photos, dB) | bpp (frames) | in formats.LEVELS |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| codec | level | library setting | target bpp (photos) | hyperprior-mse bpp (photos) | bpp (photos) | PSNR (photos, dB) | bpp (frames) | in formats.LEVELS |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, fmt in FORMATS.items():
         sweep = {s: measure(fmt, photos, s)[0] for s in GRID[name]}
         picked = pick_levels(sweep)
+        step = (TARGETS[-1] / TARGETS[0]) ** (1 / (len(TARGETS) - 1))
         for level, setting in enumerate(picked, 1):
             bpp, quality = measure(fmt, photos, setting)
             frame_bpp, _ = measure(fmt, frames, setting)
             same = "yes" if LEVELS[name][level - 1] == setting else f"no ({LEVELS[name][level - 1]})"
             lines.append(
-                f"| {name} | {level} | {setting} | {TARGETS[level - 1]:.3f} | {bpp:.3f} | {quality:.2f} | {frame_bpp:.3f} | {same} |"
+                f"| {name} | {level} | {setting} | {sweep[picked[0]] * step ** (level - 1):.3f} | {TARGETS[level - 1]:.3f} | {bpp:.3f} | {quality:.2f} | {frame_bpp:.3f} | {same} |"
             )
         print(f"{name}: {picked}", flush=True)
     return "\n".join(lines) + "\n"
@@ -137,7 +145,8 @@ def main() -> None:
     else:
         path, text = args.out / "levels.md", levels_report(photos, frames, frames_source)
     command = "PYTHONPATH=. python scripts/classical_levels.py" + (" --presets" if args.presets else "")
-    path.write_text(f"`{command}`\n\n{text}")
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    path.write_text(f"`{command}` (load average over 1, 5, 15 min when it ended: {load}; {os.cpu_count()} CPUs)\n\n{text}")
     print(path.read_text())
 
 

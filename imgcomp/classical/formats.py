@@ -2,9 +2,10 @@
 
 One place calls OpenCV's JPEG and imagecodecs' WebP, AVIF and JPEG XL; `imgcomp.eval.baselines`
 sweeps the same functions at its own settings. `LEVELS` maps quality levels 1..6 (1 = fewest
-bits) to each library's quality setting, measured on the validation photos so that level q costs
-about what `hyperprior-mse` level q costs there (`scripts/classical_levels.py`, results in
-benchmarks/results/classical/levels.md). The speed settings favour a CPU-only robot: the fastest
+bits) to each library's quality setting, measured on the validation photos: level 1 costs about
+what `hyperprior-mse` level 1 costs there (WebP cannot go as low), and each level about 1.28x the
+one below, that model's mean step, so every codec spans the range of rates it spans
+(`scripts/classical_levels.py`, results in benchmarks/results/classical/levels.md). The speed settings favour a CPU-only robot: the fastest
 preset that stays within a few % of the slower presets' rate (same measurements).
 """
 
@@ -137,8 +138,8 @@ FORMATS: dict[str, Format] = {
 
 # Library quality setting per level 1..6 (see the module docstring for where they come from).
 LEVELS: dict[str, tuple[int, ...]] = {
-    "jpeg": (5, 10, 15, 20, 25, 35),
-    "webp": (5, 10, 15, 20, 30, 40),
+    "jpeg": (5, 10, 15, 20, 25, 40),
+    "webp": (5, 10, 20, 30, 45, 65),
     "avif": (20, 25, 30, 35, 40, 45),
-    "jxl": (10, 15, 20, 30, 40, 55),
+    "jxl": (10, 15, 20, 30, 45, 60),
 }
