@@ -9,6 +9,6 @@
 from __future__ import annotations
 
 from imgcomp.classical.codec import ClassicalCodec, classical_hash
-from imgcomp.classical.formats import set_threads
+from imgcomp.classical.formats import set_threads, threads
 
-__all__ = ["ClassicalCodec", "classical_hash", "set_threads"]
+__all__ = ["ClassicalCodec", "classical_hash", "set_threads", "threads"]

@@ -22,7 +22,7 @@ from imgcomp.classical.jpeg_header import jpeg_size
 from imgcomp.classical.webp_header import webp_size
 from imgcomp.models.jxl_header import jxl_still_size
 
-__all__ = ["FORMATS", "LEVELS", "Format", "set_threads"]
+__all__ = ["FORMATS", "LEVELS", "Format", "set_threads", "threads"]
 
 AVIF_SPEED = 10  # libaom's fastest preset
 JPEGXL_EFFORT = 3
@@ -35,6 +35,10 @@ def set_threads(threads: int) -> None:
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive int, got {threads!r}")
     _THREADS["n"] = threads
+
+
+def threads() -> int:
+    return _THREADS["n"]
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
