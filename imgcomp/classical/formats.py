@@ -41,6 +41,17 @@ def threads() -> int:
     return _THREADS["n"]
 
 
+def _threaded(function: Callable[..., object], *args: object, **kwargs: object) -> object:
+    """`function(..., numthreads=n)`, or without it where this imagecodecs lacks the keyword
+    (the robot's Python 3.10 pins an older release)."""
+    try:
+        return function(*args, numthreads=_THREADS["n"], **kwargs)
+    except TypeError as exc:
+        if "numthreads" not in str(exc):
+            raise
+        return function(*args, **kwargs)
+
+
 def _rgb(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.repeat(image[:, :, None], 3, axis=2)) if image.ndim == 2 else image
 
@@ -66,13 +77,13 @@ def avif_encode(image: np.ndarray, quality: int, speed: int = AVIF_SPEED) -> byt
 
     # imagecodecs codes a 2-D (mono) array losslessly whatever the level: send it as grey RGB,
     # whose flat chroma costs almost nothing.
-    return bytes(imagecodecs.avif_encode(_rgb(image), level=quality, speed=speed, numthreads=_THREADS["n"]))
+    return bytes(_threaded(imagecodecs.avif_encode, _rgb(image), level=quality, speed=speed))
 
 
 def jpegxl_encode(image: np.ndarray, quality: int, effort: int = JPEGXL_EFFORT) -> bytes:
     import imagecodecs
 
-    return bytes(imagecodecs.jpegxl_encode(image, level=quality, effort=effort, numthreads=_THREADS["n"]))
+    return bytes(_threaded(imagecodecs.jpegxl_encode, image, level=quality, effort=effort))
 
 
 # ------------------------------------------------------------------------------------ decoders
@@ -93,13 +104,13 @@ def webp_decode(data: bytes, channels: int = 3) -> np.ndarray:
 def avif_decode(data: bytes, channels: int = 3) -> np.ndarray:
     import imagecodecs
 
-    return np.asarray(imagecodecs.avif_decode(data, index=0, numthreads=_THREADS["n"]))
+    return np.asarray(_threaded(imagecodecs.avif_decode, data, index=0))
 
 
 def jpegxl_decode(data: bytes, channels: int = 3) -> np.ndarray:
     import imagecodecs
 
-    return np.asarray(imagecodecs.jpegxl_decode(data, index=0, numthreads=_THREADS["n"]))
+    return np.asarray(_threaded(imagecodecs.jpegxl_decode, data, index=0))
 
 
 # --------------------------------------------------------------------------------- the formats
