@@ -5,8 +5,12 @@ sweeps the same functions at its own settings. `LEVELS` maps quality levels 1..6
 bits) to each library's quality setting, measured on the validation photos: level 1 costs about
 what `hyperprior-mse` level 1 costs there (WebP cannot go as low), and each level about 1.28x the
 one below, that model's mean step, so every codec spans the range of rates it spans
-(`scripts/classical_levels.py`, results in benchmarks/results/classical/levels.md). The speed settings favour a CPU-only robot: the fastest
-preset that stays within a few % of the slower presets' rate (same measurements).
+(`scripts/classical_levels.py`, results in benchmarks/results/classical/levels.md).
+
+The speed presets favour a CPU-only robot's frame rate over the last bits (measured with
+`scripts/classical_levels.py --presets`, benchmarks/results/classical/presets.md): libaom's
+fastest (speed 10: about 25 % more bits than speed 6 at equal PSNR, several times faster), libjxl
+effort 3 and libwebp method 2 (each about 13 % more bits than their slowest presets, 5-20x faster).
 """
 
 from __future__ import annotations

@@ -131,11 +131,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_bench_rate(args: argparse.Namespace) -> int:
     import torch
 
+    from imgcomp.classical import set_threads
     from imgcomp.eval.rate_bench import run_rate_bench
     from imgcomp.video import read_video
 
     if args.threads:
         torch.set_num_threads(args.threads)
+        set_threads(args.threads)
     frames, native_fps = read_video(args.video, max_frames=args.frames)
     fps = args.fps or native_fps
     run_rate_bench(frames, args.model, args.targets, fps, args.out, device=args.device)
