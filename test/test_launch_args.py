@@ -10,6 +10,7 @@ import pytest
 
 from imgcomp.launch_args import LaunchArgumentError, check_device, check_model, check_quality
 from imgcomp.multitask.scenes import textures
+from launch_ast import called_in, calls, literal, parse, strings_or_names
 
 
 @pytest.mark.parametrize("text", ["0", "7", "-1", "3.5", "", "x", "True"])
@@ -35,12 +36,13 @@ def test_unknown_model_and_device_are_refused() -> None:
 
 
 def test_the_launch_files_check_their_arguments() -> None:
-    from pathlib import Path
-
     launch = Path(__file__).resolve().parent.parent / "launch"
-    assert "check_quality(" in (launch / "jetson_encode.launch.py").read_text()
-    assert "check_model" in (launch / "host_decode.launch.py").read_text()
-    assert "GroupAction(scoped=True" in (launch / "loopback.launch.py").read_text()
+    assert {"check_model", "check_device", "check_quality"} <= called_in("_encoder", launch / "jetson_encode.launch.py")
+    assert "check_model" in strings_or_names(launch / "host_decode.launch.py")
+    # Each include in its own scope, so jetson_encode's params_file never reaches the decoder.
+    groups = calls(parse(launch / "loopback.launch.py"), "GroupAction")
+    assert len(groups) == 2 and all(literal(group, "scoped") is True for group in groups)
+    assert all(len(calls(group, "IncludeLaunchDescription")) == 1 for group in groups)
 
 
 def test_textures_are_found_from_the_environment_and_the_working_folder(tmp_path, monkeypatch) -> None:

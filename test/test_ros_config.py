@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import launch_ast
 import pytest
 import yaml
 
@@ -94,17 +95,22 @@ def test_launch_arguments_and_wiring() -> None:
     assert decode["rviz"] == "false"
     assert decode["features_topic"] == "/camera/image_raw/imgcomp"
     assert decode["output_topic"] == "/camera/image_decoded"
-    text = (LAUNCH / "host_decode.launch.py").read_text()
-    for needle in ('executable="decoder_node"', 'executable="rviz2"', '"imgcomp.rviz"',
-                   'IfCondition(LaunchConfiguration("rviz"))', 'executable="multitask_node"',
-                   'IfCondition(LaunchConfiguration("multitask"))', '"multitask.yaml"'):
-        assert needle in text
+    host_nodes = launch_ast.nodes(LAUNCH / "host_decode.launch.py")
+    assert set(host_nodes) == {"decoder_node", "multitask_node", "rviz2"}
+    assert launch_ast.source(host_nodes["decoder_node"], "condition") is None
+    assert launch_ast.source(host_nodes["rviz2"], "condition") == "IfCondition(LaunchConfiguration('rviz'))"
+    assert launch_ast.source(host_nodes["multitask_node"], "condition") == "IfCondition(LaunchConfiguration('multitask'))"
+    assert {"imgcomp.rviz", "multitask.yaml"} <= launch_ast.strings(LAUNCH / "host_decode.launch.py")
     assert decode["multitask"] == "false" and decode["perception_ns"] == "/camera"
     record = _arguments(LAUNCH / "record.launch.py")
     assert record["topics"] == "/camera/image_raw/imgcomp" and record["storage"] == "mcap"
-    assert '["ros2", "bag", "record", "-s", storage, "-o", out' in (LAUNCH / "record.launch.py").read_text()
-    loopback = (LAUNCH / "loopback.launch.py").read_text()
-    assert "jetson_encode.launch.py" in loopback and "host_decode.launch.py" in loopback
+    (process,) = launch_ast.calls(launch_ast.parse(LAUNCH / "record.launch.py"), "ExecuteProcess")
+    assert launch_ast.source(process, "cmd") == "['ros2', 'bag', 'record', '-s', storage, '-o', out, *extra, *topics]"
+    included = {
+        ast.literal_eval(call.args[0].args[0].right)
+        for call in launch_ast.calls(launch_ast.parse(LAUNCH / "loopback.launch.py"), "PythonLaunchDescriptionSource")
+    }
+    assert included == {"jetson_encode.launch.py", "host_decode.launch.py"}
 
 
 def _node_topics(path: Path) -> dict[str, str]:
@@ -124,13 +130,13 @@ def test_node_topics_match_the_launch_remappings_and_docs() -> None:
     assert encoder["OUTPUT_TOPIC"] == decoder["INPUT_TOPIC"]
     multitask = _node_topics(REPO / "imgcomp_decoder" / "multitask_node.py")
     assert multitask["INPUT_TOPIC"] == encoder["OUTPUT_TOPIC"]
-    launch_text = (LAUNCH / "host_decode.launch.py").read_text()
+    host_nodes = launch_ast.nodes(LAUNCH / "host_decode.launch.py")
     docs_text = DOCS.read_text()
     for topic in multitask.values():
-        assert f'("{topic}",' in launch_text and f"`{topic}`" in docs_text, topic
-    remapped = (LAUNCH / "jetson_encode.launch.py").read_text() + (LAUNCH / "host_decode.launch.py").read_text()
-    for topic in {*encoder.values(), *decoder.values()}:
-        assert f'("{topic}",' in remapped, f"{topic} is not remapped by the launch files"
+        assert topic in launch_ast.remapped_topics(host_nodes["multitask_node"]) and f"`{topic}`" in docs_text, topic
+    remapped = launch_ast.remapped_topics(launch_ast.nodes(LAUNCH / "jetson_encode.launch.py")["encoder_node"])
+    assert set(encoder.values()) <= remapped, "the encoder's topics are not remapped by jetson_encode.launch.py"
+    assert set(decoder.values()) <= launch_ast.remapped_topics(host_nodes["decoder_node"])
     docs = DOCS.read_text()
     for topic in {*encoder.values(), *decoder.values()}:
         assert f"`/{topic}`" in docs and f"`{topic}`" in docs
@@ -147,7 +153,7 @@ def test_rviz_configs_show_their_images(name: str, topics: set[str]) -> None:
     images = {d["Topic"]["Value"] for d in displays if d["Class"] == "rviz_default_plugins/Image"}
     assert images == topics
     assert all(d["Enabled"] for d in displays)
-    assert f'"{name}"' in (LAUNCH / "host_decode.launch.py").read_text()
+    assert name in launch_ast.strings(LAUNCH / "host_decode.launch.py")
 
 
 def test_docs_cover_parameters_and_rejection_causes() -> None:

@@ -161,6 +161,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_readme(args: argparse.Namespace) -> int:
+    from imgcomp.eval.readme_tables import main as refresh_readme_tables
+
+    return refresh_readme_tables(check=args.check)
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from imgcomp.models.registry import load_model
 
@@ -277,6 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_bag_commands(sub)
     register_multitask_commands(sub)
+
+    p = sub.add_parser("readme", help="refresh the README's tables from benchmarks/results (--check: fail if stale)")
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a README table differs from its results file")
+    p.set_defaults(func=_cmd_readme)
 
     p = sub.add_parser("demo", help="vtest.avi through encoder, MCAP bag and decoder, with a report")
     p.add_argument("--video", type=Path, default=Path("data/video/vtest.avi"))
