@@ -10,7 +10,8 @@ one below, that model's mean step, so every codec spans the range of rates it sp
 The speed presets favour a CPU-only robot's frame rate over the last bits (measured with
 `scripts/classical_levels.py --presets`, benchmarks/results/classical/presets.md): libaom's
 fastest (speed 10: about 25 % more bits than speed 6 at equal PSNR, several times faster), libjxl
-effort 3 and libwebp method 2 (each about 13 % more bits than their slowest presets, 5-20x faster).
+effort 3 and libwebp method 2 (each about 13 % more bits than their slowest presets, and 3-20x
+faster in those runs).
 """
 
 from __future__ import annotations
