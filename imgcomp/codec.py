@@ -25,12 +25,13 @@ from imgcomp.bitstream import (
     unpack,
     validate_image_size,
 )
+from imgcomp.classical import ClassicalCodec
 from imgcomp.inference import make_transforms
 from imgcomp.inference.striped import analyse_striped, needs_stripes, synthesise_to_uint8, to_uint8
 from imgcomp.models.registry import load_model, model_entry
 from imgcomp.padding import pad_to_multiple
 
-from imgcomp.defaults import DEFAULT_MAX_OUTPUT_PIXELS, DEFAULT_MODEL  # noqa: F401 - named here too
+from imgcomp.defaults import CLASSICAL_MODELS, DEFAULT_MAX_OUTPUT_PIXELS, DEFAULT_MODEL  # noqa: F401 - named here too
 
 
 
@@ -55,7 +56,15 @@ class Codec:
     `backend` runs the analysis and synthesis transforms on "torch", "onnxruntime" or
     "tensorrt" (graphs from `graphs_dir`, else exported once into the cache); entropy coding is
     the same code on every backend, so payloads decode on any of them.
+
+    A classical codec's name ("avif", "jpeg", "jxl", "webp") gives an `imgcomp.classical.ClassicalCodec`
+    with the same methods, so every caller takes it like a model.
     """
+
+    def __new__(cls, model: str = DEFAULT_MODEL, *args: object, **kwargs: object) -> Codec:
+        if cls is Codec and model in CLASSICAL_MODELS:
+            return ClassicalCodec(model, *args, **kwargs)  # type: ignore[return-value, arg-type]
+        return super().__new__(cls)
 
     def __init__(
         self,

@@ -3,7 +3,7 @@ argument parser, the node parameters and the codec read them from here)."""
 
 from __future__ import annotations
 
-__all__ = ["BACKENDS", "DEFAULT_MAX_INPUT_PIXELS", "DEFAULT_MAX_OUTPUT_PIXELS", "DEFAULT_MODEL", "DEVICES"]
+__all__ = ["BACKENDS", "CLASSICAL_LEVELS", "CLASSICAL_MODELS", "DEFAULT_MAX_INPUT_PIXELS", "DEFAULT_MAX_OUTPUT_PIXELS", "DEFAULT_MODEL", "DEVICES"]
 
 # The shipped model the nodes, the bag tools and the CLI use unless told otherwise.
 DEFAULT_MODEL = "hyperprior-mse"
@@ -15,3 +15,6 @@ DEFAULT_MAX_INPUT_PIXELS = 3840 * 2160
 # Where the analysis and synthesis transforms run (entropy coding is always on the CPU).
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 DEVICES = ("cpu", "cuda")
+# Classical codecs a model name may also be (imgcomp.classical): no weights, the same interface.
+CLASSICAL_MODELS = ("avif", "jpeg", "jxl", "webp")
+CLASSICAL_LEVELS = 6

@@ -43,3 +43,15 @@ def test_demo_writes_a_real_bag_and_an_honest_report(tmp_path, short_clip):
     assert 0 < report.psnr_db < 99 and 0 < report.ms_ssim <= 1
     assert json.loads((out / "report.json").read_text())["frames"] == 4
     assert (out / "side_by_side.png").stat().st_size > 0
+
+
+def test_demo_with_a_classical_codec(tmp_path, short_clip):
+    """`imgcomp demo --model avif`: the same bag, report and picture, fast enough for every run."""
+    out = tmp_path / "demo_avif"
+    report = run_demo(short_clip, out, model="avif", quality=3)
+    messages = list(read_messages(out / "features_bag", [FEATURES_TOPIC]))
+    assert len(messages) == report.frames == 4
+    first = messages[0].decode()
+    assert (first.codec, first.quality, first.height, first.width) == ("avif", 3, 240, 320)
+    assert report.model == "avif" and report.psnr_db > 25
+    assert report.raw_bag_bytes > 20 * report.bag_bytes

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imgcomp.bitstream import FRAME_KEY, Frame, FrameHeader, pack_fields
+from imgcomp.defaults import CLASSICAL_MODELS
 from imgcomp.eval.fuzz import FAILURES, FuzzRunner, forge, listed_cases, model_facts
 
 MODELS = ["hyperprior-mse", "factorized-mse", "cae8-ssim", "ae-ssim"]
@@ -64,6 +65,16 @@ def test_random_forgeries_never_fail(facts, runner):
     outcomes = [runner.run_one(forge(rng, facts))[0] for _ in range(300)]
     assert not [o for o in outcomes if o in FAILURES]
     assert outcomes.count("decoded") >= 30  # the forgeries do reach the entropy decoder
+
+
+def test_random_forgeries_of_the_classical_codecs_never_fail(runner):
+    """Damaged JPEG/WebP/AVIF/JPEG XL files at their real size reach the libraries; the rest are
+    refused from the container's or the file's own header."""
+    facts = model_facts(list(CLASSICAL_MODELS))
+    rng = random.Random(99)
+    outcomes = [runner.run_one(forge(rng, facts))[0] for _ in range(300)]
+    assert not [o for o in outcomes if o in FAILURES]
+    assert outcomes.count("decoded") >= 20 and outcomes.count("malformed_payload") >= 100
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -27,6 +27,7 @@ MAX_LINES = 600
 LAYERS: list[tuple[str, ...]] = [
     ("imgcomp.bitstream", "imgcomp.defaults", "imgcomp.padding", "imgcomp.image", "imgcomp.metrics", "imgcomp.video"),
     ("imgcomp.models",),
+    ("imgcomp.classical",),  # JPEG, WebP, AVIF, JPEG XL behind Codec's interface (uses models.jxl_header)
     ("imgcomp.inference",),
     ("imgcomp.codec",),
     ("imgcomp.temporal",),

@@ -4,7 +4,8 @@ Encoding hundreds of frames with the real codec is too slow for a test on a CPU,
 are measured once per session: a few real camera frames (vtest.avi, downscaled to 384x288;
 the committed vtest frame, shifted, when the video is absent) and a harder scene (the
 committed baboon crop, tiled and shifted) are encoded at every quality level with the real
-`Codec("hyperprior-mse")`. A long stream is then simulated by looking sizes up in that table.
+`Codec("hyperprior-mse")`, and with each classical codec (`Codec("avif")`, ...: every test runs
+once per codec). A long stream is then simulated by looking sizes up in that table.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 
+from imgcomp.defaults import CLASSICAL_MODELS
 from imgcomp.stream.rate_control import RateController
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,9 +73,12 @@ class SizeTable:
         return getattr(self, which).mean(axis=0) * 8.0 * fps / 1000.0
 
 
-@pytest.fixture(scope="session")
-def size_table(hyperprior_codec) -> SizeTable:
-    codec = hyperprior_codec
+@pytest.fixture(scope="session", params=["hyperprior-mse", *CLASSICAL_MODELS])
+def size_table(request) -> SizeTable:
+    """The sizes of the learned default model and of every classical codec (imgcomp.classical)."""
+    from imgcomp.codec import Codec
+
+    codec = request.getfixturevalue("hyperprior_codec") if request.param == "hyperprior-mse" else Codec(request.param)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # far faster than 2 threads on a busy 2-core machine
     try:

@@ -80,10 +80,11 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from imgcomp.defaults import CLASSICAL_MODELS
     from imgcomp.eval.rd import run_eval
     from imgcomp.models.registry import entropy_coded_models
 
-    models = args.models or entropy_coded_models()
+    models = args.models or [*entropy_coded_models(), *CLASSICAL_MODELS]
     result = run_eval(args.images, args.out, models, classical=args.classical, max_images=args.max_images)
     print((args.out / "rd.md").read_text())
     print(f"wrote {args.out}/rd.md, rd.json, rd.png")
@@ -111,13 +112,16 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
+    from imgcomp.classical import set_threads
+    from imgcomp.defaults import CLASSICAL_MODELS
     from imgcomp.eval.bench import run_bench
     from imgcomp.models.registry import entropy_coded_models
 
     if args.threads:
         torch.set_num_threads(args.threads)
+        set_threads(args.threads)
     run_bench(
-        args.models or entropy_coded_models(), args.out, args.resolutions, args.frames,
+        args.models or [*entropy_coded_models(), *CLASSICAL_MODELS], args.out, args.resolutions, args.frames,
         device=args.device, quality=args.quality, backends=tuple(args.backends), memory=args.memory,
     )
     print((args.out / "bench.md").read_text())
@@ -127,11 +131,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_bench_rate(args: argparse.Namespace) -> int:
     import torch
 
+    from imgcomp.classical import set_threads
     from imgcomp.eval.rate_bench import run_rate_bench
     from imgcomp.video import read_video
 
     if args.threads:
         torch.set_num_threads(args.threads)
+        set_threads(args.threads)
     frames, native_fps = read_video(args.video, max_frames=args.frames)
     fps = args.fps or native_fps
     run_rate_bench(frames, args.model, args.targets, fps, args.out, device=args.device)
@@ -141,9 +147,9 @@ def _cmd_bench_rate(args: argparse.Namespace) -> int:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from imgcomp.eval.compare import run_compare
-    from imgcomp.models.registry import available_models
+    from imgcomp.models.registry import shipped_weights
 
-    models = args.models or available_models()
+    models = args.models or shipped_weights()
     result = run_compare(models, args.images, args.out, args.sizes)
     print((args.out / "compare.md").read_text())
     print(f"wrote {args.out}/compare.md, compare.json, grid.jpg")
@@ -212,21 +218,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="rate-distortion of our models beside JPEG/WebP/AVIF/JPEG XL, BD-rates, plot")
     p.add_argument("--images", type=Path, default=Path("data/images/val"))
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/eval"))
-    p.add_argument("--models", nargs="*", help="registry names (default: every entropy-coded model)")
-    p.add_argument("--classical", nargs="*", default=["jpeg", "webp", "avif", "jpegxl"])
+    p.add_argument("--models", nargs="*", help="registry names (default: every entropy-coded model and the classical codecs avif, jpeg, jxl, webp at their six levels)")
+    p.add_argument("--classical", nargs="*", help="reference sweeps of the classical libraries at many settings and slower presets", default=["jpeg", "webp", "avif", "jpegxl"])
     p.add_argument("--max-images", type=int)
     p.add_argument("--cards", action="store_true", help="write the measured RD points into the model cards")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("bench", help="per-frame latency beside OpenCV JPEG and CompressAI's reference")
-    p.add_argument("--models", nargs="*", help="registry names (default: every entropy-coded model)")
+    p.add_argument("--models", nargs="*", help="registry names (default: every entropy-coded model and the classical codecs)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/bench"))
     p.add_argument("--resolutions", nargs="*", default=["640x480"], choices=["640x480", "1280x720", "1920x1080"])
     p.add_argument("--frames", type=int, default=30)
     p.add_argument("--quality", type=int)
     p.add_argument("--device", default="cpu", type=device_arg, help="cpu or cuda (CUDA-event timing after warm-up)")
     p.add_argument("--backends", nargs="+", default=["torch"], choices=list(BACKENDS))
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch's, libavif's and libjxl's threads (0: their defaults)")
     p.add_argument("--memory", action="store_true", help="also peak RSS to encode/decode the largest accepted frame (3840x2160)")
     p.set_defaults(func=_cmd_bench)
 
@@ -262,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=120)
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/rate"))
     p.add_argument("--device", default="cpu", type=device_arg)
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch's, libavif's and libjxl's threads (0: their defaults)")
     p.set_defaults(func=_cmd_bench_rate)
 
     # temporal mode (imgcomp.eval.video parses its own options)

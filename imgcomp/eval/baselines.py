@@ -1,59 +1,47 @@
-"""Classical codecs measured beside ours: JPEG (libjpeg-turbo via OpenCV, 4:2:0), WebP, AVIF, JPEG XL."""
+"""Classical codecs measured beside ours as reference sweeps: JPEG (libjpeg-turbo via OpenCV,
+4:2:0), WebP, AVIF, JPEG XL at many quality settings and their libraries' slower, denser presets.
+
+The library calls are `imgcomp.classical.formats`' (the ones `Codec("avif")` and the others use
+at their six levels and real-time presets); only the settings differ here.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import cv2
-import imagecodecs
 import numpy as np
+
+from imgcomp.classical.formats import (
+    avif_decode,
+    avif_encode,
+    jpeg_decode,
+    jpeg_encode,
+    jpegxl_decode,
+    jpegxl_encode,
+    webp_decode,
+    webp_encode,
+)
+
+__all__ = ["AVIF", "CLASSICAL", "JPEG", "JPEGXL", "WEBP", "Baseline", "jpeg_decode", "jpeg_encode"]
 
 
 @dataclass(frozen=True)
-class ClassicalCodec:
+class Baseline:
     name: str
     qualities: Sequence[int]
     encode: Callable[[np.ndarray, int], bytes]  # RGB uint8, quality -> bytes
     decode: Callable[[bytes], np.ndarray]  # bytes -> RGB uint8
 
 
-def jpeg_encode(rgb: np.ndarray, quality: int) -> bytes:
-    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality), cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420]
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
-    if not ok:
-        raise RuntimeError("OpenCV JPEG encoding failed")
-    return buf.tobytes()
-
-
-def jpeg_decode(data: bytes) -> np.ndarray:
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError("not a decodable JPEG")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 def _drop_alpha(image: np.ndarray) -> np.ndarray:
     return image[..., :3] if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
 
 
-JPEG = ClassicalCodec("JPEG (OpenCV 4:2:0)", (10, 20, 30, 40, 50, 60, 70, 80, 90, 95), jpeg_encode, jpeg_decode)
-WEBP = ClassicalCodec(
-    "WebP",
-    (5, 15, 30, 45, 60, 75, 85, 95),
-    lambda im, q: imagecodecs.webp_encode(im, level=q, lossless=False, method=4),
-    lambda b: _drop_alpha(imagecodecs.webp_decode(b)),
-)
-AVIF = ClassicalCodec(
-    "AVIF",
-    (20, 35, 50, 60, 70, 80, 90),
-    lambda im, q: imagecodecs.avif_encode(im, level=q, speed=6),
-    lambda b: _drop_alpha(imagecodecs.avif_decode(b)),
-)
-JPEGXL = ClassicalCodec(
-    "JPEG XL",
-    (20, 40, 55, 70, 80, 90, 95),
-    lambda im, q: imagecodecs.jpegxl_encode(im, level=q, effort=5),
-    lambda b: _drop_alpha(imagecodecs.jpegxl_decode(b)),
+JPEG = Baseline("JPEG (OpenCV 4:2:0)", (10, 20, 30, 40, 50, 60, 70, 80, 90, 95), jpeg_encode, jpeg_decode)
+WEBP = Baseline("WebP", (5, 15, 30, 45, 60, 75, 85, 95), lambda im, q: webp_encode(im, q, method=4), lambda b: _drop_alpha(webp_decode(b)))
+AVIF = Baseline("AVIF", (20, 35, 50, 60, 70, 80, 90), lambda im, q: avif_encode(im, q, speed=6), lambda b: _drop_alpha(avif_decode(b)))
+JPEGXL = Baseline(
+    "JPEG XL", (20, 40, 55, 70, 80, 90, 95), lambda im, q: jpegxl_encode(im, q, effort=5), lambda b: _drop_alpha(jpegxl_decode(b))
 )
 CLASSICAL = {"jpeg": JPEG, "webp": WEBP, "avif": AVIF, "jpegxl": JPEGXL}

@@ -20,6 +20,7 @@ import torch
 from compressai.zoo import bmshj2018_factorized
 from tqdm import tqdm
 
+from imgcomp.classical import threads as classical_threads
 from imgcomp.eval.baselines import JPEG
 from imgcomp.codec import Codec
 from imgcomp.padding import pad_to_multiple
@@ -166,6 +167,7 @@ def run_bench(
         "machine": {
             "cpu": platform.processor() or platform.machine(),
             "torch_threads": torch.get_num_threads(),
+            "classical_threads": classical_threads(),
             "device": torch.cuda.get_device_name(0) if cuda else device,
             "timing": "CUDA events" if cuda else "perf_counter",
         },
@@ -185,7 +187,7 @@ def run_bench(
             name = f"{model} q{q}" + ("" if backend == "torch" else f" [{backend}]")
             rows[name] = _bench_pair(lambda f: codec.encode(f, quality=q), codec.decode, clip, warmup, cuda)
             rows[name].update(_bench_through_bag(codec, clip[warmup:], q, out_dir))
-            if backend == "torch" and hasattr(codec.net, "g_a"):
+            if backend == "torch" and hasattr(getattr(codec, "net", None), "g_a"):
                 rows[name]["analysis_ms"] = _analysis_ms(codec.net.g_a, clip[warmup:], codec.net.downsampling, device)
         reference = rows[reference_name]
         for row in rows.values():
@@ -217,7 +219,8 @@ def _peak_rss_mb() -> float:
 def bench_markdown(results: dict) -> str:
     m = results["machine"]
     lines = [
-        f"### Latency per frame ({m['device']}, {m.get('timing', 'perf_counter')}, {m['torch_threads']} torch threads, {results['frames']} frames; "
+        f"### Latency per frame ({m['device']}, {m.get('timing', 'perf_counter')}, {m['torch_threads']} torch threads, "
+        f"{m.get('classical_threads', 1)} libavif/libjxl threads, {results['frames']} frames; "
         f"peak RSS {results['peak_rss_mb']:.0f} MB)",
         "",
     ]

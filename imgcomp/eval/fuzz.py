@@ -41,10 +41,11 @@ class ModelFacts:
     name: str
     model_hash: str
     levels: int
-    downsampling: int
+    downsampling: int  # 0: a classical codec (imgcomp.classical), whose payloads carry no latent
     n_streams: int
     real_streams: tuple[bytes, ...]  # the streams of a real 48x64 frame
-    real_shape: tuple[int, int]
+    real_shape: tuple[int, int]  # its latent shape
+    real_size: tuple[int, int] = (48, 64)
 
 
 def model_facts(names: list[str]) -> list[ModelFacts]:
@@ -58,9 +59,10 @@ def model_facts(names: list[str]) -> list[ModelFacts]:
         from imgcomp.bitstream import unpack
 
         frame = unpack(codec.encode(image, quality=1))
+        downsampling = getattr(getattr(codec, "net", None), "downsampling", 0)
         facts.append(
             ModelFacts(
-                name, codec.model_hash, codec.levels, codec.net.downsampling, len(frame.streams), frame.streams,
+                name, codec.model_hash, codec.levels, downsampling, len(frame.streams), frame.streams,
                 frame.header.latent_shape,
             )
         )
@@ -115,8 +117,7 @@ def forge(rng: random.Random, models: list[ModelFacts]) -> bytes:
         height, width = _side(rng), _side(rng)
     else:  # the real frame's own size: streams then parse as far as the entropy decoder
         height, width = 48, 64
-    d = m.downsampling
-    latent = (min(65535, -(-height // d)), min(65535, -(-width // d)))
+    latent = tuple(min(65535, v) for v in _latent(m, height, width))
     if rng.random() < 0.05:
         latent = (rng.randrange(0, 65536), rng.randrange(0, 65536))
     n_streams = m.n_streams if rng.random() < 0.9 else rng.randrange(0, 6)
@@ -146,7 +147,40 @@ def _pick(rng: random.Random, models: list[ModelFacts]) -> ModelFacts:
     return rng.choice(coded if coded and rng.random() < 0.75 else models)
 
 
+def _latent(m: ModelFacts, height: int, width: int) -> tuple[int, int]:
+    d = m.downsampling
+    return (-(-height // d), -(-width // d)) if d else (0, 0)
+
+
+def _classical_file(rng: random.Random, real: bytes) -> bytes:
+    """The real file of a classical codec, damaged where its own decoder or our header checks
+    must cope: bytes changed in its headers or anywhere, cut short, spliced, or its size fields
+    (any 16- or 32-bit word) set to extremes."""
+    data = bytearray(real)
+    kind = rng.randrange(6)
+    if kind == 0:  # a few bytes in the first 64 (box, chunk and marker headers)
+        for _ in range(rng.randrange(1, 4)):
+            data[rng.randrange(min(64, len(data)))] = rng.getrandbits(8)
+    elif kind == 1:  # anywhere
+        for _ in range(rng.randrange(1, 9)):
+            data[rng.randrange(len(data))] = rng.getrandbits(8)
+    elif kind == 2:
+        return bytes(data[: rng.randrange(len(data))])
+    elif kind == 3:  # a stretch repeated or random bytes spliced in
+        at = rng.randrange(len(data))
+        piece = bytes(data[at : at + rng.randrange(1, 256)]) if rng.random() < 0.5 else rng.randbytes(rng.randrange(1, 256))
+        return bytes(data[:at]) + piece + bytes(data[at:])
+    else:  # a header word set to 0, 1 or all ones (sizes, lengths, counts)
+        width = rng.choice((2, 4))
+        at = rng.randrange(max(1, min(200, len(data) - width)))
+        data[at : at + width] = rng.choice((b"\x00", b"\x01", b"\xff")) * width
+    return bytes(data)
+
+
 def _forge_streams(rng: random.Random, m: ModelFacts) -> bytes:
+    if not m.downsampling and rng.random() < 0.7:  # a classical file at its real size: reaches the library
+        stream = _classical_file(rng, m.real_streams[0])
+        return pack_fields(Frame(_valid_header(m, *m.real_size, rng.randrange(1, m.levels + 1)), (stream,)))
     height, width = (_side(rng), _side(rng)) if rng.random() < 0.8 else (48, 64)
     height, width = min(height, MAX_SIDE), min(width, MAX_SIDE)
     streams = tuple(_stream(rng, s, height * width) for s in m.real_streams)
@@ -154,10 +188,7 @@ def _forge_streams(rng: random.Random, m: ModelFacts) -> bytes:
 
 
 def _valid_header(m: ModelFacts, height: int, width: int, quality: int) -> FrameHeader:
-    d = m.downsampling
-    return FrameHeader(
-        m.name, m.model_hash, height, width, 3, "rgb8", quality, FRAME_KEY, 0, 0, (-(-height // d), -(-width // d))
-    )
+    return FrameHeader(m.name, m.model_hash, height, width, 3, "rgb8", quality, FRAME_KEY, 0, 0, _latent(m, height, width))
 
 
 def listed_cases(models: list[ModelFacts]) -> list[tuple[str, bytes]]:

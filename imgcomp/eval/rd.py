@@ -18,9 +18,10 @@ import bjontegaard
 import numpy as np
 from tqdm import tqdm
 
-from imgcomp.eval.baselines import CLASSICAL, ClassicalCodec
+from imgcomp.eval.baselines import CLASSICAL, Baseline
 from imgcomp.codec import Codec
 from imgcomp.data.crops import image_paths, read_rgb
+from imgcomp.defaults import CLASSICAL_MODELS
 from imgcomp.metrics import bits_per_pixel, ms_ssim_index, psnr
 
 
@@ -47,7 +48,7 @@ class Sweep:
     decode: Callable[[bytes], np.ndarray]
 
 
-def classical_sweep(codec: ClassicalCodec) -> Sweep:
+def classical_sweep(codec: Baseline) -> Sweep:
     return Sweep(codec.name, list(codec.qualities), codec.encode, codec.decode)
 
 
@@ -141,7 +142,8 @@ def run_eval(
         per_image.extend(rows)
 
     jpeg = CLASSICAL["jpeg"].name
-    best_model = pick_best_model(curves, models, jpeg)
+    # the best learned model is the second anchor; the classical codecs (imgcomp.classical) are measured against it
+    best_model = pick_best_model(curves, [m for m in models if m not in CLASSICAL_MODELS], jpeg)
     bd = {
         name: {
             "vs_jpeg_psnr": bd_rate(curves[jpeg], curve, "psnr") if jpeg in curves else None,
@@ -196,7 +198,7 @@ def plot_rd(curves: dict[str, list[RDPoint]], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for name, points in curves.items():
         pts = sorted(points, key=lambda p: p.bpp)
-        style = "-o" if not any(name == c.name for c in CLASSICAL.values()) else "--."
+        style = "--." if any(name == c.name for c in CLASSICAL.values()) else ":s" if name in CLASSICAL_MODELS else "-o"
         axes[0].plot([p.bpp for p in pts], [p.psnr for p in pts], style, label=name, markersize=4)
         axes[1].plot([p.bpp for p in pts], [p.ms_ssim_db for p in pts], style, label=name, markersize=4)
     axes[0].set_ylabel("PSNR (dB)")

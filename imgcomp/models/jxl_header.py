@@ -32,11 +32,7 @@ class _Bits:
         return 1 + self.read((9, 13, 18, 30)[self.read(2)])
 
 
-def jxl_size(data: bytes) -> tuple[int, int]:
-    """(height, width) declared by a bare JPEG XL codestream."""
-    if data[:2] != _SIGNATURE:
-        raise BitstreamError("feature stream is not a bare JPEG XL codestream")
-    bits = _Bits(data[2:34])
+def _size_header(bits: _Bits) -> tuple[int, int]:
     small = bits.read(1)
     height = (bits.read(5) + 1) * 8 if small else bits.size_u32()
     ratio = bits.read(3)
@@ -46,3 +42,27 @@ def jxl_size(data: bytes) -> tuple[int, int]:
     else:
         width = (bits.read(5) + 1) * 8 if small else bits.size_u32()
     return height, width
+
+
+def jxl_size(data: bytes) -> tuple[int, int]:
+    """(height, width) declared by a bare JPEG XL codestream."""
+    if data[:2] != _SIGNATURE:
+        raise BitstreamError("feature stream is not a bare JPEG XL codestream")
+    return _size_header(_Bits(data[2:34]))
+
+
+def jxl_still_size(data: bytes) -> tuple[int, int]:
+    """`jxl_size` of a codestream whose ImageMetadata declares one still image in its stored
+    orientation: no animation (whose every frame the decoder would return), no preview."""
+    if data[:2] != _SIGNATURE:
+        raise BitstreamError("stream is not a bare JPEG XL codestream")
+    bits = _Bits(data[2:96])
+    size = _size_header(bits)
+    if not bits.read(1) and bits.read(1):  # not all_default, extra_fields
+        orientation = bits.read(3)
+        if bits.read(1):  # have_intr_size
+            _size_header(bits)
+        have_preview, have_animation = bits.read(1), bits.read(1)
+        if orientation or have_preview or have_animation:
+            raise BitstreamError("JPEG XL stream is not one still image (animation, preview or orientation set)")
+    return size

@@ -2,7 +2,8 @@
 
 The table is `imgcomp/weights/manifest.json`, written by `export_weights` and reviewed in git.
 Loading verifies the file's sha256 against the manifest; the first 16 hex digits are the
-model hash that every bitstream carries.
+model hash that every bitstream carries. The classical codecs (`imgcomp.classical`) are names
+here too, without weights.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import torch
 
+from imgcomp.defaults import CLASSICAL_LEVELS, CLASSICAL_MODELS
 from imgcomp.models.gained import ArchConfig, GainedCodec, build_model
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -42,6 +44,12 @@ def write_manifest(path: Path, manifest: dict[str, dict[str, Any]]) -> None:
 
 
 def available_models() -> list[str]:
+    """Every name `Codec` accepts: the shipped weights and the classical codecs."""
+    return sorted([*load_manifest(), *CLASSICAL_MODELS])
+
+
+def shipped_weights() -> list[str]:
+    """The models that have weights (every family but the classical codecs)."""
     return sorted(load_manifest())
 
 
@@ -53,6 +61,8 @@ def entropy_coded_models() -> list[str]:
 
 
 def model_entry(name: str) -> dict[str, Any]:
+    if name in CLASSICAL_MODELS:
+        return {"family": "classical", "levels": CLASSICAL_LEVELS}
     manifest = load_manifest()
     if name not in manifest:
         raise WeightsError(f"unknown model {name!r}; shipped models: {sorted(manifest) or 'none'}")

@@ -89,7 +89,8 @@ def resolve_device(requested: str) -> Choice:
 
 
 def set_cpu_threads(threads: int) -> str:
-    """Set torch's intra-op CPU threads for this process (0: leave torch's default).
+    """Set torch's intra-op CPU threads for this process (0: leave torch's default), and those of
+    the classical codecs' libavif and libjxl (`imgcomp.classical.set_threads`).
 
     Returns a log line. On a CPU shared with other busy processes, several torch threads can be
     many times slower than one (measured on a 2-core machine running a training job: 2.2 s vs
@@ -100,6 +101,9 @@ def set_cpu_threads(threads: int) -> str:
     if threads < 0:
         raise ValueError(f"threads must be >= 0, got {threads}")
     if threads:
+        from imgcomp.classical import set_threads
+
         torch.set_num_threads(threads)
+        set_threads(threads)  # the classical codecs' libavif and libjxl, likewise
         return f"torch CPU threads: {torch.get_num_threads()} (torch_threads={threads})"
     return f"torch CPU threads: {torch.get_num_threads()} (torch's default)"

@@ -82,7 +82,8 @@ def _head_choice(value: str) -> str | None:
 _MODEL = ParamSpec(
     "model",
     DEFAULT_MODEL,
-    "Registry name of the shipped model (imgcomp/weights/manifest.json). Changing it at run "
+    "Registry name of the shipped model (imgcomp/weights/manifest.json), or a classical codec for "
+    "CPU-only robots: avif, jxl, webp or jpeg (six levels like the learned models). Changing it at run "
     "time loads the new weights in the background; frames keep using the old model until then.",
     constraints="a shipped model name",
 )
