@@ -19,7 +19,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from imgcomp.training.rd import TrainConfig, train
 
     config = TrainConfig.from_yaml(args.config)
-    _apply_overrides(config, args, ("batch_size", "crop", "lr", "init_from"))
+    _apply_overrides(config, args, ("batch_size", "crop", "lr", "init_from", "precision"))
     checkpoint = train(config, device=args.device, resume=args.resume, max_minutes=args.max_minutes)
     print(f"checkpoint: {checkpoint}")
     if args.export or args.export_dir:
@@ -45,10 +45,10 @@ def _apply_overrides(config: object, args: argparse.Namespace, keys: tuple[str, 
 def _train_multitask(args: argparse.Namespace) -> int:
     from imgcomp.multitask.train import MultiTaskTrainConfig, train_multitask
 
-    if args.crop is not None or args.init_from is not None:
-        raise SystemExit("--crop and --init-from apply to codecs, not to multi-task heads")
+    if args.crop is not None:
+        raise SystemExit("--crop applies to codecs, not to multi-task heads")
     config = MultiTaskTrainConfig.from_yaml(args.config)
-    _apply_overrides(config, args, ("batch_size", "lr"))
+    _apply_overrides(config, args, ("batch_size", "lr", "init_from", "precision"))
     checkpoint = train_multitask(config, device=args.device, resume=args.resume, max_minutes=args.max_minutes)
     print(f"checkpoint: {checkpoint}")
     if args.export or args.export_dir:
@@ -95,8 +95,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     label = split.label if args.images is None else ""  # an arbitrary folder: no split to name
     # Every shipped model: the entropy-coded ones at every level, then the study's fixed-rate families.
     coded = entropy_coded_models()
-    models = args.models or coded + [m for m in available_models() if m not in coded]
-    result = run_eval(images, out, models, classical=args.classical, max_images=args.max_images, label=label)
+    models = coded + [m for m in available_models() if m not in coded] if args.models is None else args.models
+    cache = None if args.no_cache else args.cache
+    result = run_eval(images, out, models, classical=args.classical, max_images=args.max_images, label=label, cache=cache)
     print((out / "rd.md").read_text())
     print(f"wrote {out}/rd.md, rd.json, rd.png")
     if args.cards:
@@ -207,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", type=int, help="override the config's crop size")
     p.add_argument("--lr", type=float, help="override the config's learning rate")
     p.add_argument("--init-from", help="start from these weights (e.g. the shipped .pt) instead of random")
+    p.add_argument("--precision", choices=["fp32", "tf32", "bf16"],
+                   help="fp32 (default), tf32 (CUDA matmul/conv inputs), bf16 (autocast; not for entropy-coded models)")
     p.add_argument("--export", action="store_true", help="write shipped weights + model card at the end")
     p.add_argument("--export-dir", type=Path, help="write exported weights here instead of imgcomp/weights")
     p.set_defaults(func=_cmd_train)
@@ -222,8 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="val: photos held out by name from the training sources (default); heldout: sources training never read")
     p.add_argument("--images", type=Path, help="image folder instead of the split's (data/images/<split>)")
     p.add_argument("--out", type=Path, help="output folder (default: benchmarks/results/eval, or eval-heldout)")
-    p.add_argument("--models", nargs="*", help="registry names (default: every shipped model)")
+    p.add_argument("--models", nargs="*", help="registry names (default: every shipped model; none after the flag: no model)")
     p.add_argument("--classical", nargs="*", default=["jpeg", "webp", "avif", "avif420", "jpegxl"])
+    p.add_argument("--cache", type=Path, default=Path("out/eval-cache"),
+                   help="reuse sweeps measured before on the same pixels with the same weights/library versions")
+    p.add_argument("--no-cache", action="store_true", help="measure every sweep again")
     p.add_argument("--max-images", type=int)
     p.add_argument("--cards", action="store_true", help="write the measured RD points into the model cards")
     p.set_defaults(func=_cmd_eval)

@@ -13,6 +13,7 @@ training sources (same packages, photographers and cameras: it flatters the mode
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable
@@ -66,15 +67,43 @@ class Sweep:
     settings: list[int]
     encode: Callable[[np.ndarray, int], bytes]
     decode: Callable[[bytes], np.ndarray]
+    identity: str = ""  # what the results depend on besides the images: weights hash, library versions
 
 
 def classical_sweep(codec: ClassicalCodec) -> Sweep:
-    return Sweep(codec.name, list(codec.qualities), codec.encode, codec.decode)
+    import cv2
+    import imagecodecs
+
+    versions = f"opencv {cv2.__version__}, imagecodecs {imagecodecs.__version__}"
+    return Sweep(codec.name, list(codec.qualities), codec.encode, codec.decode, versions)
 
 
 def model_sweep(model: str) -> Sweep:
     codec = Codec(model)
-    return Sweep(model, list(range(1, codec.levels + 1)), lambda im, q: codec.encode(im, quality=q), codec.decode)
+    return Sweep(model, list(range(1, codec.levels + 1)), lambda im, q: codec.encode(im, quality=q), codec.decode,
+                 f"weights {codec.model_hash}")
+
+
+def sweep_cache_key(sweep: Sweep, images: dict[str, np.ndarray]) -> str:
+    """Hash of everything a sweep's rows depend on: codec, settings, identity and image pixels."""
+    digest = hashlib.sha256(json.dumps([sweep.name, sweep.settings, sweep.identity]).encode())
+    for name, image in sorted(images.items()):
+        digest.update(name.encode() + str(image.shape).encode() + hashlib.sha256(image.tobytes()).digest())
+    return digest.hexdigest()[:24]
+
+
+def cached_sweep(sweep: Sweep, images: dict[str, np.ndarray], cache: Path | None) -> tuple[list[RDPoint], list[dict]]:
+    """`evaluate_sweep`, reusing the rows of an identical earlier run from `cache` (then stored there)."""
+    if cache is None:
+        return evaluate_sweep(sweep, images)
+    path = cache / f"{sweep_cache_key(sweep, images)}.json"
+    if path.exists():
+        stored = json.loads(path.read_text())
+        return [RDPoint(**p) for p in stored["curve"]], stored["per_image"]
+    curve, rows = evaluate_sweep(sweep, images)
+    cache.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"codec": sweep.name, "identity": sweep.identity, "curve": [p.__dict__ for p in curve], "per_image": rows}))
+    return curve, rows
 
 
 def evaluate_sweep(sweep: Sweep, images: dict[str, np.ndarray]) -> tuple[list[RDPoint], list[dict]]:
@@ -160,7 +189,11 @@ def run_eval(
     classical: list[str] = ("jpeg", "webp", "avif", "avif420", "jpegxl"),
     max_images: int | None = None,
     label: str = "",
+    cache: Path | None = None,
 ) -> dict:
+    """Evaluate `models` and `classical` on the images of `image_dir`; write rd.json, rd.md and
+    rd.png to `out_dir`. With `cache`, a sweep already measured on the same pixels with the same
+    weights or library versions is read back instead of measured again (`sweep_cache_key`)."""
     paths = image_paths(image_dir)[:max_images]
     if not paths:
         raise FileNotFoundError(f"no images in {image_dir} (run `make data`)")
@@ -169,7 +202,7 @@ def run_eval(
     curves: dict[str, list[RDPoint]] = {}
     per_image: list[dict] = []
     for sweep in tqdm(sweeps, desc="codecs"):
-        curves[sweep.name], rows = evaluate_sweep(sweep, images)
+        curves[sweep.name], rows = cached_sweep(sweep, images, cache)
         per_image.extend(rows)
 
     jpeg = CLASSICAL["jpeg"].name

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from imgcomp.data.crops import RandomCropSampler, load_images, load_training_images
 from imgcomp.training.checkpoints import load_initial_weights, load_resume_state, lr_scale, save_checkpoint
 from imgcomp.training.losses import ms_ssim_per_sample
+from imgcomp.training.precision import configure_precision
 from imgcomp.models.gained import ArchConfig, GainedCodec, build_model
 
 
@@ -51,6 +52,7 @@ class TrainConfig:
     seed: int = 0
     init_from: str | None = None  # weights file (shipped) to start from, e.g. fine-tuning
     ms_ssim_window: int = 7  # 7 lets 128-px crops go through 5 MS-SSIM scales
+    precision: str = "fp32"  # fp32, tf32 or (study families only) bf16: training/precision.py
     extra: dict = field(default_factory=dict)
 
     @staticmethod
@@ -160,6 +162,7 @@ def train(config: TrainConfig, device: str = "cpu", resume: bool = False, max_mi
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
             torch.cuda.set_device(device)
     torch_device = torch.device(device)
+    configure_precision(config.precision, torch_device, entropy_coded=True)
     torch.manual_seed(config.seed)  # identical initial weights on every rank
 
     codec = build_model(config.arch).to(torch_device)
