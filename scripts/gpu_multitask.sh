@@ -15,6 +15,7 @@
 #              `imgcomp multitask pack` and `imgcomp multitask eval` here for the README numbers.
 # Knobs (environment): DEVICE=cuda TRAIN=4000 TEST=200 STEPS=5000 MINUTES (a time budget per head;
 # default none) BATCH (default: the configs' 8) PRECISION=bf16 INIT=1 EVAL=1 WORKERS=$(nproc)
+# THREADS=2 (torch CPU threads per head: the pack's workers and the other heads share the cores)
 set -euo pipefail
 NEW_CODEC=${1:-}
 DEVICE=${DEVICE:-cuda}
@@ -39,7 +40,7 @@ fi
 
 python3 -m imgcomp multitask pack --train "$TRAIN" --test "$TEST" --workers "$WORKERS" > "$WORK/logs/pack.log" 2>&1
 for input in latent decoded original; do
-  args=(--steps "$STEPS" --precision "$PRECISION" --run-dir "$WORK/mtruns")
+  args=(--steps "$STEPS" --precision "$PRECISION" --threads "${THREADS:-2}" --run-dir "$WORK/mtruns")
   [ -n "$MINUTES" ] && args+=(--max-minutes "$MINUTES")
   [ -n "$BATCH" ] && args+=(--batch-size "$BATCH")
   [ "$INIT" = 1 ] && args+=(--init-from "imgcomp/weights/multitask/multitask-$input.pt")
