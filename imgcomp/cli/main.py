@@ -96,8 +96,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     # Every shipped model: the entropy-coded ones at every level, then the study's fixed-rate families.
     coded = entropy_coded_models()
     models = coded + [m for m in available_models() if m not in coded] if args.models is None else args.models
-    cache = None if args.no_cache else args.cache
-    result = run_eval(images, out, models, classical=args.classical, max_images=args.max_images, label=label, cache=cache)
+    result = run_eval(images, out, models, classical=args.classical, max_images=args.max_images, label=label, cache=args.cache)
     print((out / "rd.md").read_text())
     print(f"wrote {out}/rd.md, rd.json, rd.png")
     if args.cards:
@@ -227,9 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output folder (default: benchmarks/results/eval, or eval-heldout)")
     p.add_argument("--models", nargs="*", help="registry names (default: every shipped model; none after the flag: no model)")
     p.add_argument("--classical", nargs="*", default=["jpeg", "webp", "avif", "avif420", "jpegxl"])
-    p.add_argument("--cache", type=Path, default=Path("out/eval-cache"),
-                   help="reuse sweeps measured before on the same pixels with the same weights/library versions")
-    p.add_argument("--no-cache", action="store_true", help="measure every sweep again")
+    p.add_argument("--cache", type=Path,
+                   help="folder of measured sweeps (e.g. out/eval-cache): reuse those with the same pixels and weights/library versions")
     p.add_argument("--max-images", type=int)
     p.add_argument("--cards", action="store_true", help="write the measured RD points into the model cards")
     p.set_defaults(func=_cmd_eval)

@@ -276,11 +276,13 @@ def plot_rd(curves: dict[str, list[RDPoint]], path: Path, title: str = "") -> No
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for name, points in curves.items():
+    colours = plt.get_cmap("tab20").colors  # 20 distinct colours: up to 15 curves here
+    for i, (name, points) in enumerate(curves.items()):
         pts = sorted(points, key=lambda p: p.bpp)
         style = "--." if any(name == c.name for c in CLASSICAL.values()) else ("-o" if len(pts) > 1 else "x")
-        axes[0].plot([p.bpp for p in pts], [p.psnr for p in pts], style, label=name, markersize=4)
-        axes[1].plot([p.bpp for p in pts], [p.ms_ssim_db for p in pts], style, label=name, markersize=4)
+        colour = colours[(2 * i) % 20 + (2 * i) // 20 % 2]
+        axes[0].plot([p.bpp for p in pts], [p.psnr for p in pts], style, label=name, markersize=4, color=colour)
+        axes[1].plot([p.bpp for p in pts], [p.ms_ssim_db for p in pts], style, label=name, markersize=4, color=colour)
     axes[0].set_ylabel("PSNR (dB)")
     axes[1].set_ylabel("MS-SSIM (dB)")
     for ax in axes:
