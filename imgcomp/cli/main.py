@@ -19,7 +19,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from imgcomp.training.rd import TrainConfig, train
 
     config = TrainConfig.from_yaml(args.config)
-    _apply_overrides(config, args, ("batch_size", "crop", "lr", "init_from"))
+    _apply_overrides(config, args, ("batch_size", "crop", "lr", "init_from", "precision"))
     checkpoint = train(config, device=args.device, resume=args.resume, max_minutes=args.max_minutes)
     print(f"checkpoint: {checkpoint}")
     if args.export or args.export_dir:
@@ -45,10 +45,10 @@ def _apply_overrides(config: object, args: argparse.Namespace, keys: tuple[str, 
 def _train_multitask(args: argparse.Namespace) -> int:
     from imgcomp.multitask.train import MultiTaskTrainConfig, train_multitask
 
-    if args.crop is not None or args.init_from is not None:
-        raise SystemExit("--crop and --init-from apply to codecs, not to multi-task heads")
+    if args.crop is not None:
+        raise SystemExit("--crop applies to codecs, not to multi-task heads")
     config = MultiTaskTrainConfig.from_yaml(args.config)
-    _apply_overrides(config, args, ("batch_size", "lr"))
+    _apply_overrides(config, args, ("batch_size", "lr", "init_from", "precision"))
     checkpoint = train_multitask(config, device=args.device, resume=args.resume, max_minutes=args.max_minutes)
     print(f"checkpoint: {checkpoint}")
     if args.export or args.export_dir:
@@ -72,22 +72,33 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
+    from imgcomp.data.heldout import prepare_heldout
     from imgcomp.data.prepare import prepare_all
 
-    counts = prepare_all(args.root)
+    counts = {} if args.heldout_only or args.extra else prepare_all(args.root)
+    if args.extra:
+        from imgcomp.data.extra import prepare_extra
+
+        counts["train_extra"] = prepare_extra(args.root)
+    else:
+        counts["heldout"] = prepare_heldout(args.root)  # after prepare_all, which rewrites images/
     print(f"prepared {counts} under {args.root}")
     return 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from imgcomp.defaults import CLASSICAL_MODELS
-    from imgcomp.eval.rd import run_eval
-    from imgcomp.models.registry import entropy_coded_models
+    from imgcomp.eval.rd import SPLITS, run_eval
+    from imgcomp.models.registry import available_models, entropy_coded_models
 
-    models = args.models or [*entropy_coded_models(), *CLASSICAL_MODELS]
-    result = run_eval(args.images, args.out, models, classical=args.classical, max_images=args.max_images)
-    print((args.out / "rd.md").read_text())
-    print(f"wrote {args.out}/rd.md, rd.json, rd.png")
+    split = SPLITS[args.split]
+    images, out = args.images or split.images, args.out or split.out
+    label = split.label if args.images is None else ""  # an arbitrary folder: no split to name
+    # Every shipped model: the entropy-coded ones at every level, then the study's fixed-rate families.
+    coded = entropy_coded_models()
+    models = coded + [m for m in available_models() if m not in coded] if args.models is None else args.models
+    result = run_eval(images, out, models, classical=args.classical, max_images=args.max_images, label=label, cache=args.cache)
+    print((out / "rd.md").read_text())
+    print(f"wrote {out}/rd.md, rd.json, rd.png")
     if args.cards:
         from imgcomp.models.registry import update_model_cards
 
@@ -207,19 +218,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", type=int, help="override the config's crop size")
     p.add_argument("--lr", type=float, help="override the config's learning rate")
     p.add_argument("--init-from", help="start from these weights (e.g. the shipped .pt) instead of random")
+    p.add_argument("--precision", choices=["fp32", "tf32", "bf16"],
+                   help="fp32 (default), tf32 (CUDA matmul/conv inputs), bf16 (autocast; not for entropy-coded models)")
     p.add_argument("--export", action="store_true", help="write shipped weights + model card at the end")
     p.add_argument("--export-dir", type=Path, help="write exported weights here instead of imgcomp/weights")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("data", help="fetch real photos and videos from Debian packages and prepare splits")
     p.add_argument("--root", type=Path, default=Path("data"))
+    p.add_argument("--heldout-only", action="store_true", help="only the held-out-source split (images/heldout)")
+    p.add_argument("--extra", action="store_true", help="only the extra training data for the GPU pack (images/train_extra)")
     p.set_defaults(func=_cmd_data)
 
     p = sub.add_parser("eval", help="rate-distortion of our models beside JPEG/WebP/AVIF/JPEG XL, BD-rates, plot")
-    p.add_argument("--images", type=Path, default=Path("data/images/val"))
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results/eval"))
-    p.add_argument("--models", nargs="*", help="registry names (default: every entropy-coded model and the classical codecs avif, jpeg, jxl, webp at their six levels)")
-    p.add_argument("--classical", nargs="*", help="reference sweeps of the classical libraries at many settings and slower presets", default=["jpeg", "webp", "avif", "jpegxl"])
+    p.add_argument("--split", choices=["val", "heldout"], default="val",
+                   help="val: photos held out by name from the training sources (default); heldout: sources training never read")
+    p.add_argument("--images", type=Path, help="image folder instead of the split's (data/images/<split>)")
+    p.add_argument("--out", type=Path, help="output folder (default: benchmarks/results/eval, or eval-heldout)")
+    p.add_argument("--models", nargs="*", help="registry names (default: every shipped model; none after the flag: no model)")
+    p.add_argument("--classical", nargs="*", default=["jpeg", "webp", "avif", "avif420", "jpegxl"])
+    p.add_argument("--cache", type=Path,
+                   help="folder of measured sweeps (e.g. out/eval-cache): reuse those with the same pixels and weights/library versions")
     p.add_argument("--max-images", type=int)
     p.add_argument("--cards", action="store_true", help="write the measured RD points into the model cards")
     p.set_defaults(func=_cmd_eval)

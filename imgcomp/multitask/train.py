@@ -25,6 +25,7 @@ from imgcomp.multitask.model import HeadConfig, MultiTaskHead, subsample_targets
 from imgcomp.multitask.objectives import multitask_losses
 from imgcomp.multitask.pack import NORMAL_SCALE, Split, load_split
 from imgcomp.training.checkpoints import load_resume_state, lr_scale, save_checkpoint
+from imgcomp.training.precision import autocast, configure_precision
 
 
 @dataclass
@@ -43,6 +44,8 @@ class MultiTaskTrainConfig:
     val_frames: int = 200
     checkpoint_every: int = 250
     seed: int = 0
+    init_from: str | None = None  # shipped head weights to start from (e.g. after a codec fine-tune)
+    precision: str = "fp32"  # fp32, tf32 or bf16: imgcomp/training/precision.py
     extra: dict = field(default_factory=dict)
 
     @staticmethod
@@ -95,10 +98,19 @@ def validation_losses(model: MultiTaskHead, split: Split, index: np.ndarray, hea
     return {k: v / len(index) for k, v in sums.items()}
 
 
+def load_head_parameters(model: MultiTaskHead, path: Path) -> object:
+    """Learned parameters of a shipped head file (`export_head`), not its buffers."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    learned = {n for n, _ in model.named_parameters()}
+    state = {k: v.float() for k, v in payload["state_dict"].items() if k in learned}
+    return torch.nn.Module.load_state_dict(model, state, strict=False)
+
+
 def train_multitask(config: MultiTaskTrainConfig, device: str = "cpu", resume: bool = False,
                     max_minutes: float | None = None) -> Path:
     """Train and return the path of the last checkpoint (runs/<name>/last.pt)."""
     torch_device = torch.device(device)
+    configure_precision(config.precision, torch_device, entropy_coded=False)
     torch.manual_seed(config.seed)
     split = load_split(Path(config.pack) / "train")
     if len(split) <= config.val_frames:
@@ -107,7 +119,9 @@ def train_multitask(config: MultiTaskTrainConfig, device: str = "cpu", resume: b
     val_index = np.arange(len(split) - config.val_frames, len(split))
 
     model = MultiTaskHead(config.head)
-    if config.head.input == "latent":
+    if config.init_from:
+        print(f"initialised from {config.init_from} ({load_head_parameters(model, Path(config.init_from))})")
+    if config.head.input == "latent":  # from this pack's latents, also after init_from
         model.input_scale.copy_(latent_scale(split))
     model.to(torch_device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -131,7 +145,9 @@ def train_multitask(config: MultiTaskTrainConfig, device: str = "cpu", resume: b
         x, depth, labels, normals = batch_tensors(
             split, rng.choice(train_index, config.batch_size, replace=False), config.head.input, device=torch_device
         )
-        losses = multitask_losses(model(x), *subsample_targets(depth, labels, normals))
+        with autocast(config.precision, torch_device):
+            out = model(x)
+        losses = multitask_losses({k: v.float() for k, v in out.items()}, *subsample_targets(depth, labels, normals))
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)

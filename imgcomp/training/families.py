@@ -32,11 +32,12 @@ from pytorch_msssim import ssim as ssim_fn
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from imgcomp.data.crops import RandomCropSampler, load_images
+from imgcomp.data.crops import RandomCropSampler, load_images, load_training_images
 from imgcomp.training.losses import ms_ssim_per_sample
 from imgcomp.models.gained import build_model
 from imgcomp.models.study import CycleGAN, StudyCodec, laplacian_target
 from imgcomp.training.checkpoints import load_initial_weights, load_resume_state, lr_scale, save_checkpoint
+from imgcomp.training.precision import autocast, configure_precision
 
 STUDY_DISTORTIONS = ("mse", "ssim", "ms-ssim", "ms-ssim-l1")
 
@@ -86,6 +87,8 @@ def train_study(config, device: str = "cpu", resume: bool = False, max_minutes: 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise RuntimeError("the study families train in one process (their models are small)")
     torch_device = torch.device(device)
+    configure_precision(config.precision, torch_device, entropy_coded=False)
+    amp = lambda: autocast(config.precision, torch_device)  # noqa: E731 - a fresh context per use
     torch.manual_seed(config.seed)
     net: StudyCodec = build_model(config.arch).to(torch_device)
     if config.init_from:
@@ -108,7 +111,7 @@ def train_study(config, device: str = "cpu", resume: bool = False, max_minutes: 
             d_optimizer.load_state_dict(state["d_optimizer"])
         print(f"resumed {checkpoint} at step {step}")
 
-    sampler = RandomCropSampler(load_images(Path(config.train_dir)), config.crop, seed=config.seed * 1000 + step)
+    sampler = RandomCropSampler(load_training_images(Path(config.train_dir)), config.crop, seed=config.seed * 1000 + step)
     val_images = load_images(Path(config.val_dir)) if Path(config.val_dir).exists() else []
     laplacian_weight = float(extra.get("laplacian_weight", 0.0))
     # A plain network starts from a flat grey output, where the SSIM gradient is tiny: a wider
@@ -133,18 +136,22 @@ def train_study(config, device: str = "cpu", resume: bool = False, max_minutes: 
         x = torch.from_numpy(sampler.batch(config.batch_size)).to(torch_device).float().div_(255)
         kind = "mse" if step < mse_warmup_steps else config.distortion
         logs: dict[str, float] = {}
+        # Networks under `amp` (bf16 autocast when asked), losses in float32 on the outputs.
         if gan:
             y_real = F.avg_pool2d(x.roll(1, dims=0), 2)  # domain Y: real half-size images
-            y_fake = net.quantize(net.generator_g(x))
-            x_cycle = net.generator_f(y_fake)
-            x_fake = net.generator_f(y_real)
-            y_cycle = net.generator_g(x_fake)
+            with amp():
+                y_fake = net.quantize(net.generator_g(x)).float()
+                x_cycle = net.generator_f(y_fake).float()
+                x_fake = net.generator_f(y_real).float()
+                y_cycle = net.generator_g(x_fake).float()
+                fake_logits = (net.d_y(y_fake).float(), net.d_x(x_fake).float())
             distortion = study_distortion(x, x_cycle, kind, extra)
-            adversarial = _bce(net.d_y(y_fake), True) + _bce(net.d_x(x_fake), True)
+            adversarial = _bce(fake_logits[0], True) + _bce(fake_logits[1], True)
             loss = cycle_weight * (distortion + F.l1_loss(y_cycle, y_real)) + adv_weight * adversarial
             logs["adv"] = adversarial.item()
         else:
-            out = net(x)
+            with amp():
+                out = {k: v.float() for k, v in net(x).items()}
             distortion = study_distortion(x, out["x_hat"], kind, extra)
             loss = distortion
             if laplacian_weight > 0:
@@ -157,10 +164,10 @@ def train_study(config, device: str = "cpu", resume: bool = False, max_minutes: 
         optimizer.step()
         if gan:
             assert d_optimizer is not None
-            d_loss = (
-                _bce(net.d_y(y_real), True) + _bce(net.d_y(y_fake.detach()), False)
-                + _bce(net.d_x(x), True) + _bce(net.d_x(x_fake.detach()), False)
-            ) / 2
+            with amp():
+                logits = [net.d_y(y_real), net.d_y(y_fake.detach()), net.d_x(x), net.d_x(x_fake.detach())]
+            real_y, fake_y, real_x, fake_x = (v.float() for v in logits)
+            d_loss = (_bce(real_y, True) + _bce(fake_y, False) + _bce(real_x, True) + _bce(fake_x, False)) / 2
             d_optimizer.zero_grad(set_to_none=True)
             d_loss.backward()
             d_optimizer.step()

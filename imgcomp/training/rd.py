@@ -24,9 +24,10 @@ import yaml
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from imgcomp.data.crops import RandomCropSampler, load_images
+from imgcomp.data.crops import RandomCropSampler, load_images, load_training_images
 from imgcomp.training.checkpoints import load_initial_weights, load_resume_state, lr_scale, save_checkpoint
 from imgcomp.training.losses import ms_ssim_per_sample
+from imgcomp.training.precision import configure_precision
 from imgcomp.models.gained import ArchConfig, GainedCodec, build_model
 
 
@@ -51,6 +52,7 @@ class TrainConfig:
     seed: int = 0
     init_from: str | None = None  # weights file (shipped) to start from, e.g. fine-tuning
     ms_ssim_window: int = 7  # 7 lets 128-px crops go through 5 MS-SSIM scales
+    precision: str = "fp32"  # fp32, tf32 or (study families only) bf16: training/precision.py
     extra: dict = field(default_factory=dict)
 
     @staticmethod
@@ -160,6 +162,7 @@ def train(config: TrainConfig, device: str = "cpu", resume: bool = False, max_mi
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
             torch.cuda.set_device(device)
     torch_device = torch.device(device)
+    configure_precision(config.precision, torch_device, entropy_coded=True)
     torch.manual_seed(config.seed)  # identical initial weights on every rank
 
     codec = build_model(config.arch).to(torch_device)
@@ -179,7 +182,7 @@ def train(config: TrainConfig, device: str = "cpu", resume: bool = False, max_mi
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[torch_device.index] if torch_device.type == "cuda" else None)
     criterion = RDLoss(config.lambdas, config.distortion, config.ms_ssim_window).to(torch_device)
-    sampler = RandomCropSampler(load_images(Path(config.train_dir)), config.crop, seed=config.seed * 1000 + rank * 7919 + step)
+    sampler = RandomCropSampler(load_training_images(Path(config.train_dir)), config.crop, seed=config.seed * 1000 + rank * 7919 + step)
     val_images = load_images(Path(config.val_dir)) if rank == 0 and Path(config.val_dir).exists() else []
     level_rng = np.random.default_rng(config.seed + rank + step)
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from imgcomp.codec import Codec
+from imgcomp.data.sources import TRAIN_VIDEO, check_training_video
 from imgcomp.models.registry import MANIFEST, WEIGHTS_DIR, load_manifest, write_manifest
 from imgcomp.padding import pad_to_multiple
 from imgcomp.temporal.pcoding import block_of, encode_pframe
@@ -129,7 +130,8 @@ def train(model: str, n_frames: int, n_rendered: int, render_frames: int, gop: i
     torch.set_num_threads(2)
     t0 = time.perf_counter()
     codec = Codec(model)
-    frames, _ = read_video(DATA / "video" / "tree.avi", n_frames)
+    check_training_video(TRAIN_VIDEO)
+    frames, _ = read_video(DATA / "video" / TRAIN_VIDEO, n_frames)
     cache = DATA / "temporal" / f"latents-{model}-{n_frames}-{n_rendered}x{render_frames}.npz"
     if cache.exists():  # latents computed once (transforms are frozen)
         with np.load(cache) as z:
