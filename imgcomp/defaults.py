@@ -12,6 +12,8 @@ DEFAULT_MODEL = "hyperprior-mse"
 DEFAULT_MAX_OUTPUT_PIXELS = 3840 * 2160
 # The encoder node's input limit (`max_input_pixels`): 4K UHD as well.
 DEFAULT_MAX_INPUT_PIXELS = 3840 * 2160
-# Where the analysis and synthesis transforms run (entropy coding is always on the CPU).
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
+# Where the analysis and synthesis transforms run (entropy coding is always on the CPU); the
+# -int8 ones run statically quantized graphs (imgcomp.inference.quantize).
+BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8", "openvino", "openvino-bf16", "openvino-int8", "tensorrt",
+            "tensorrt-int8")
 DEVICES = ("cpu", "cuda")

@@ -44,7 +44,7 @@ def test_set_cpu_threads() -> None:
 
     before = torch.get_num_threads()
     try:
-        assert set_cpu_threads(1) == "torch CPU threads: 1 (torch_threads=1)"
+        assert set_cpu_threads(1) == "torch CPU threads: 1 (threads=1)"
         assert torch.get_num_threads() == 1
         assert "torch's default" in set_cpu_threads(0) and torch.get_num_threads() == 1
         with pytest.raises(ValueError):

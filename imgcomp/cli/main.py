@@ -109,16 +109,13 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    import torch
-
     from imgcomp.eval.bench import run_bench
     from imgcomp.models.registry import entropy_coded_models
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     run_bench(
         args.models or entropy_coded_models(), args.out, args.resolutions, args.frames,
         device=args.device, quality=args.quality, backends=tuple(args.backends), memory=args.memory,
+        threads=tuple(args.threads), bag=not args.no_bag,
     )
     print((args.out / "bench.md").read_text())
     return 0
@@ -220,7 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quality", type=int)
     p.add_argument("--device", default="cpu", type=device_arg, help="cpu or cuda (CUDA-event timing after warm-up)")
     p.add_argument("--backends", nargs="+", default=["torch"], choices=list(BACKENDS))
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--threads", type=int, nargs="+", default=[0],
+                   help="CPU thread counts to run every row at, e.g. 1 2 (0: the libraries' defaults)")
+    p.add_argument("--no-bag", action="store_true", help="skip the end-to-end MCAP bag columns")
     p.add_argument("--memory", action="store_true", help="also peak RSS to encode/decode the largest accepted frame (3840x2160)")
     p.set_defaults(func=_cmd_bench)
 

@@ -98,13 +98,14 @@ _DEVICE = ParamSpec(
 _BACKEND = ParamSpec(
     "backend",
     "torch",
-    "Where the neural transforms run: torch, onnxruntime or tensorrt (FP16 engines). A backend "
-    "whose package or GPU is missing stops the node at start-up with one line saying why; an "
-    "engine or graph that fails to load falls back to torch with a log line. Payloads decode the "
-    "same on every backend. Read-only.",
+    "Where the neural transforms run: torch, onnxruntime, openvino or tensorrt (FP16 engines); "
+    "with -int8 (onnxruntime-int8, openvino-int8, tensorrt-int8) statically quantized INT8 graphs, "
+    "made once from the shipped weights. A backend whose package or GPU is missing stops the node "
+    "at start-up with one line saying why; an engine or graph that fails to load falls back to "
+    "torch with a log line. Payloads decode the same on every backend. Read-only.",
     choices=BACKENDS,
     read_only=True,
-    constraints="torch, onnxruntime or tensorrt",
+    constraints=", ".join(BACKENDS),
 )
 _GRAPHS_DIR = ParamSpec(
     "graphs_dir",
@@ -124,10 +125,12 @@ _MAX_OUTPUT = ParamSpec(
     read_only=True,
 )
 _THREADS = ParamSpec(
-    "torch_threads",
+    "threads",
     0,
-    "torch CPU threads for this node's process; 0 keeps torch's default (one per core). On a CPU "
-    "shared with other busy processes one thread can be many times faster than several. Read-only.",
+    "CPU threads of the transforms on every backend: torch's intra-op threads for the process "
+    "and the intra-op threads of the ONNX Runtime and OpenVINO sessions; 0 keeps the libraries' "
+    "defaults (one per core). On a CPU shared with other busy processes one thread can be many "
+    "times faster than several. Read-only.",
     low=0,
     high=256,
     read_only=True,
