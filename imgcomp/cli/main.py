@@ -161,6 +161,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
         from imgcomp.inference.graphs import export_onnx
 
         paths = export_onnx(net, args.model, model_hash, out)
+    elif args.format == "onnx-int8":
+        from imgcomp.inference.graphs import export_onnx
+        from imgcomp.inference.quantize import quantize_graphs
+
+        paths = export_onnx(net, args.model, model_hash, out) + quantize_graphs(net, args.model, out, out)
     else:
         from imgcomp.inference.tensorrt_backend import TensorRTUnavailable, build_engines
 
@@ -171,7 +176,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
             return 2
     for path in paths:
         print(f"wrote {path}")
-    print(f"use them with Codec({args.model!r}, backend={'onnxruntime' if args.format == 'onnx' else 'tensorrt'!r}, "
+    backend = {"onnx": "onnxruntime", "onnx-int8": "onnxruntime-int8"}.get(args.format, "tensorrt")
+    print(f"use them with Codec({args.model!r}, backend={backend!r}, "
           f"graphs_dir={str(out)!r}) or the nodes' graphs_dir parameter")
     return 0
 
@@ -241,9 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cards", action="store_true", help="write the measured rows into the study models' cards")
     p.set_defaults(func=_cmd_compare)
 
-    p = sub.add_parser("export", help="ONNX graphs (dynamic size) or TensorRT FP16 engines of a shipped model")
+    p = sub.add_parser("export", help="ONNX graphs (dynamic size; float or INT8) or TensorRT FP16 engines of a shipped model")
     p.add_argument("--model", default=DEFAULT_MODEL)
-    p.add_argument("--format", choices=["onnx", "tensorrt"], default="onnx")
+    p.add_argument("--format", choices=["onnx", "onnx-int8", "tensorrt"], default="onnx",
+                   help="onnx-int8: the float graphs and their INT8 versions (for the -int8 backends)")
     p.add_argument("--out", type=Path, help="output folder (default: exported/<format>)")
     p.set_defaults(func=_cmd_export)
 
