@@ -53,9 +53,11 @@ class Codec:
     Quality levels run from 1 (fewest bits) to `levels`. Every payload decodes on its own.
     Methods are safe to call from several threads (a lock serialises the model).
 
-    `backend` runs the analysis and synthesis transforms on "torch", "onnxruntime" or
-    "tensorrt" (graphs from `graphs_dir`, else exported once into the cache); entropy coding is
-    the same code on every backend, so payloads decode on any of them.
+    `backend` runs the analysis and synthesis transforms on one of `BACKENDS` ("torch",
+    "onnxruntime", "openvino", "tensorrt", and their "-int8" variants; graphs from `graphs_dir`,
+    else exported once into the cache); entropy coding is the same code on every backend, so
+    payloads decode on any of them. `threads` is the intra-op thread count of an ONNX Runtime or
+    OpenVINO backend (0: torch's count).
 
     A classical codec's name ("avif", "jpeg", "jxl", "webp") gives an `imgcomp.classical.ClassicalCodec`
     with the same methods, so every caller takes it like a model.
@@ -74,7 +76,10 @@ class Codec:
         backend: str = "torch",
         graphs_dir: Path | None = None,
         max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS,
+        threads: int = 0,
     ) -> None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+            raise ValueError(f"threads must be a non-negative integer, got {threads!r}")
         if isinstance(max_output_pixels, bool) or not isinstance(max_output_pixels, int) or max_output_pixels < 1:
             raise ValueError(f"max_output_pixels must be a positive integer, got {max_output_pixels!r}")
         self.max_output_pixels = max_output_pixels
@@ -84,7 +89,7 @@ class Codec:
         self.device = torch.device(device)
         # With an exported backend the torch model only does entropy coding: keep it on the CPU.
         self.net = net.to(self.device if backend == "torch" else "cpu").eval()
-        self.transforms = make_transforms(backend, self.net, model, self.model_hash, self.device, graphs_dir)
+        self.transforms = make_transforms(backend, self.net, model, self.model_hash, self.device, graphs_dir, threads)
         self.backend = backend
         self.levels = self.net.levels
         self.quality = self._check_quality(quality if quality is not None else (self.levels + 1) // 2)

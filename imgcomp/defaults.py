@@ -3,7 +3,7 @@ argument parser, the node parameters and the codec read them from here)."""
 
 from __future__ import annotations
 
-__all__ = ["BACKENDS", "CLASSICAL_LEVELS", "CLASSICAL_MODELS", "DEFAULT_MAX_INPUT_PIXELS", "DEFAULT_MAX_OUTPUT_PIXELS", "DEFAULT_MODEL", "DEVICES"]
+__all__ = ["BACKENDS", "CLASSICAL_LEVELS", "CLASSICAL_MODELS", "DEFAULT_MAX_INPUT_PIXELS", "DEFAULT_MAX_OUTPUT_PIXELS", "DEFAULT_MODEL", "DEVICES", "NODE_BACKENDS"]
 
 # The shipped model the nodes, the bag tools and the CLI use unless told otherwise.
 DEFAULT_MODEL = "hyperprior-mse"
@@ -12,8 +12,14 @@ DEFAULT_MODEL = "hyperprior-mse"
 DEFAULT_MAX_OUTPUT_PIXELS = 3840 * 2160
 # The encoder node's input limit (`max_input_pixels`): 4K UHD as well.
 DEFAULT_MAX_INPUT_PIXELS = 3840 * 2160
-# Where the analysis and synthesis transforms run (entropy coding is always on the CPU).
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
+# Where the analysis and synthesis transforms run (entropy coding is always on the CPU); the
+# -int8 ones run statically quantized graphs (imgcomp.inference.quantize).
+BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8", "openvino", "openvino-bf16", "openvino-int8", "tensorrt",
+            "tensorrt-int8")
+# What the nodes offer: the backends whose rate cost is within 2 % of the float graphs (docs/cpu.md).
+# The INT8 ones measured +17.9 % BD-rate (post-training quantization), so they stay library- and
+# bench-only; TensorRT INT8 is not measured yet.
+NODE_BACKENDS = ("torch", "onnxruntime", "openvino", "openvino-bf16", "tensorrt")
 DEVICES = ("cpu", "cuda")
 # Classical codecs a model name may also be (imgcomp.classical): no weights, the same interface.
 CLASSICAL_MODELS = ("avif", "jpeg", "jxl", "webp")

@@ -21,6 +21,8 @@ import sys
 import warnings
 from types import ModuleType
 
+from imgcomp.defaults import BACKENDS
+
 __all__ = [
     "COMPRESSAI_VERSION", "TORCH_RANGE", "TORCHVISION_RANGE", "exit_on_problems", "main",
     "one_line", "platform_constraints", "problems", "release",
@@ -152,26 +154,32 @@ def _check_compute(found: list[str], torch: ModuleType | None, device: str, back
         else:
             found.append(f"device=cuda, but torch {torch.__version__} (CUDA {torch.version.cuda}) sees no CUDA "
                          f"device: set device: cpu")
-    if backend in ("onnxruntime", "tensorrt"):
+    family, int8 = backend.removesuffix("-int8").removesuffix("-bf16"), backend.endswith("-int8")
+    if family in ("onnxruntime", "openvino", "tensorrt"):
         onnx, exc = _import("onnx")
         if onnx is None:
             found.append(f"backend={backend} exports ONNX graphs, but onnx {_why(exc, 'onnx')} ({INSTALL_ROBOT})")
-    if backend == "onnxruntime":
+    if family == "onnxruntime" or int8:  # INT8 graphs are quantized with onnxruntime's tools
         ort, exc = _import("onnxruntime")
         if ort is None:
-            found.append(f"backend=onnxruntime, but onnxruntime {_why(exc, 'onnxruntime')} ({INSTALL_ROBOT}), "
+            found.append(f"backend={backend}, but onnxruntime {_why(exc, 'onnxruntime')} ({INSTALL_ROBOT}), "
                          "or set backend: torch")
-    if backend == "tensorrt":
+    if family == "openvino":
+        ov, exc = _import("openvino")
+        if ov is None:
+            found.append(f"backend={backend}, but openvino {_why(exc, 'openvino')} ({INSTALL_ROBOT}), "
+                         "or set backend: onnxruntime")
+    if family == "tensorrt":
         trt, exc = _import("tensorrt")
         if trt is None:
             if _missing(exc, "tensorrt"):
-                found.append("backend=tensorrt, but the tensorrt Python package is not installed (JetPack ships it: "
+                found.append(f"backend={backend}, but the tensorrt Python package is not installed (JetPack ships it: "
                              f"a venv made with --system-site-packages sees it, {STEPS}; elsewhere pip install "
                              "tensorrt), or set backend: torch")
             else:
-                found.append(f"backend=tensorrt, but tensorrt does not import: {_detail(exc)}")
+                found.append(f"backend={backend}, but tensorrt does not import: {_detail(exc)}")
         elif torch is not None and not cuda_usable and device != "cuda":  # device=cuda said it already
-            found.append("backend=tensorrt needs a CUDA device, and torch sees none: set backend: torch")
+            found.append(f"backend={backend} needs a CUDA device, and torch sees none: set backend: torch")
 
 
 def problems(device: str = "cpu", backend: str = "torch") -> list[str]:
@@ -224,7 +232,7 @@ def _summary(device: str, backend: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m imgcomp.runtime_check", description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--backend", default="torch", choices=("torch", "onnxruntime", "tensorrt"))
+    parser.add_argument("--backend", default="torch", choices=BACKENDS)
     parser.add_argument("--constraints", action="store_true",
                         help="print the installed torch and torchvision as pip constraints and exit")
     args = parser.parse_args(argv)

@@ -55,7 +55,7 @@ class DecoderNode(CodecNodeMixin, Node):
         device = self._device.used
 
         core = DecoderCore(
-            codec_factory(self._backend.used, device, self.get_logger().warning, params["graphs_dir"]),
+            codec_factory(self._backend.used, device, self.get_logger().warning, params["graphs_dir"], params["threads"]),
             model=params["model"],
             max_cached_models=params["max_cached_models"],
             max_output_pixels=params["max_output_pixels"],

@@ -61,7 +61,7 @@ class EncoderNode(CodecNodeMixin, Node):
             log.warning(f"quality {quality} is above the {levels} levels of {params['model']}: using {levels}")
             quality = levels
         core = EncoderCore(
-            codec_factory(self._backend.used, device, self.get_logger().warning, params["graphs_dir"]),
+            codec_factory(self._backend.used, device, self.get_logger().warning, params["graphs_dir"], params["threads"]),
             model=params["model"],
             quality=quality,
             max_pixels=params["max_input_pixels"],

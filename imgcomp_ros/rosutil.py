@@ -157,5 +157,5 @@ def setup_compute(node: Node, params: dict) -> tuple[Choice, Choice]:
             log.warning(choice.log_line(what))
         else:
             log.info(choice.log_line(what))
-    log.info(set_cpu_threads(params["torch_threads"]))
+    log.info(set_cpu_threads(params["threads"]))
     return backend, device

@@ -49,12 +49,17 @@ def test_eval_command_writes_table_json_and_plot(tmp_path, capsys):
 @pytest.mark.slow
 def test_bench_command_measures_against_the_reference(tmp_path):
     out = tmp_path / "bench"
-    assert main(["bench", "--models", "factorized-mse", "--frames", "2", "--out", str(out)]) == 0
-    rows = json.loads((out / "bench.json").read_text())["resolutions"]["640x480"]
-    ours = rows["factorized-mse q3"]
-    assert ours["encode_ms"]["p50"] > 0 and math.isfinite(ours["analysis_speedup_vs_reference"])
-    assert ours["end_to_end_ms"]["p50"] >= ours["encode_ms"]["p50"] * 0.5
-    assert "CompressAI bmshj2018-factorized (N=128, M=192)" in rows
+    assert main(["bench", "--models", "factorized-mse", "--frames", "2", "--threads", "1", "2", "--out", str(out)]) == 0
+    runs = json.loads((out / "bench.json").read_text())["resolutions"]["640x480"]
+    assert sorted(runs) == ["1", "2"]  # every row at each thread count
+    for rows in runs.values():
+        ours = rows["factorized-mse q3"]
+        assert ours["encode_ms"]["p50"] > 0 and math.isfinite(ours["analysis_speedup_vs_reference"])
+        assert ours["end_to_end_ms"]["p50"] >= ours["encode_ms"]["p50"] * 0.5
+        assert ours["entropy"]["decode_ms"]["p50"] < ours["decode_ms"]["p50"]
+        assert "CompressAI bmshj2018-factorized (N=128, M=192)" in rows
+        assert ours["encode_time_vs_jpeg"] > 1 and ours["decode_speedup_vs_reference"] > 0
+    assert "640x480, 2 threads" in (out / "bench.md").read_text()
 
 
 def _one_error_line(capsys, prefix: str) -> str:

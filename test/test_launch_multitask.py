@@ -53,7 +53,7 @@ OUTPUTS = {
 @pytest.mark.launch_test
 @launch_testing.markers.keep_alive
 def generate_test_description():
-    params = {"device": "cpu", "diagnostics_period_s": 0.2, "torch_threads": 1}
+    params = {"device": "cpu", "diagnostics_period_s": 0.2, "threads": 1}
     return launch.LaunchDescription(
         [
             launch_ros.actions.Node(

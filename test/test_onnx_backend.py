@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from imgcomp import Codec
-from imgcomp.inference.graphs import META_HASH, export_onnx, graph_paths, read_graph_identity
+from imgcomp.inference.graphs import GRAPH_FORMAT, META_HASH, export_onnx, graph_paths, read_graph_identity
 from imgcomp.inference.onnx_backend import GraphMismatchError, OnnxRuntimeTransforms
 from imgcomp.models.registry import load_model
 from imgcomp.stream.backend import codec_factory, resolve_backend
@@ -91,7 +91,7 @@ def test_graphs_are_exported_once_into_the_cache(real_images) -> None:
     from imgcomp.inference.cache import model_cache_dir
 
     codec = Codec("factorized-mse", backend="onnxruntime")
-    folder = model_cache_dir("onnx", "factorized-mse", codec.model_hash)
+    folder = model_cache_dir(f"onnx-v{GRAPH_FORMAT}", "factorized-mse", codec.model_hash)
     analysis, _ = graph_paths(folder, "factorized-mse")
     stamp = analysis.stat().st_mtime_ns
     again = Codec("factorized-mse", backend="onnxruntime")

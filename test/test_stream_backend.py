@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,11 @@ def test_backend_and_device_fallbacks() -> None:
         assert choice.used == "onnxruntime" and choice.fell_back
         assert "backend 'tensorrt' requested, using 'onnxruntime'" in choice.log_line("backend")
     with pytest.raises(ValueError):
-        resolve_backend("openvino")
+        resolve_backend("openvino-fp8")
+    # openvino falls back to onnxruntime where the package is missing, keeping INT8 if asked
+    openvino = resolve_backend("openvino-int8")
+    assert openvino.used in ("openvino-int8", "onnxruntime-int8")
+    assert openvino.fell_back == (importlib.util.find_spec("openvino") is None)
     device = resolve_device("cuda")
     assert device.used == ("cuda" if torch.cuda.is_available() else "cpu")
     assert resolve_device("cpu").used == "cpu"
@@ -47,7 +52,7 @@ def test_set_cpu_threads() -> None:
         from imgcomp.classical import set_threads, threads
 
         set_threads(2)
-        assert set_cpu_threads(1) == "torch CPU threads: 1 (torch_threads=1)"
+        assert set_cpu_threads(1) == "torch CPU threads: 1 (threads=1)"
         assert torch.get_num_threads() == 1 and threads() == 1
         assert "torch's default" in set_cpu_threads(0) and torch.get_num_threads() == 1
         with pytest.raises(ValueError):

@@ -121,19 +121,14 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    import torch
-
-    from imgcomp.classical import set_threads
     from imgcomp.defaults import CLASSICAL_MODELS
     from imgcomp.eval.bench import run_bench
     from imgcomp.models.registry import entropy_coded_models
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-        set_threads(args.threads)
     run_bench(
         args.models or [*entropy_coded_models(), *CLASSICAL_MODELS], args.out, args.resolutions, args.frames,
         device=args.device, quality=args.quality, backends=tuple(args.backends), memory=args.memory,
+        threads=tuple(args.threads), bag=not args.no_bag,
     )
     print((args.out / "bench.md").read_text())
     return 0
@@ -187,6 +182,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
         from imgcomp.inference.graphs import export_onnx
 
         paths = export_onnx(net, args.model, model_hash, out)
+    elif args.format == "onnx-int8":
+        from imgcomp.inference.graphs import export_onnx
+        from imgcomp.inference.quantize import quantize_graphs
+
+        paths = export_onnx(net, args.model, model_hash, out) + quantize_graphs(net, args.model, out, out)
     else:
         from imgcomp.inference.tensorrt_backend import TensorRTUnavailable, build_engines
 
@@ -197,7 +197,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
             return 2
     for path in paths:
         print(f"wrote {path}")
-    print(f"use them with Codec({args.model!r}, backend={'onnxruntime' if args.format == 'onnx' else 'tensorrt'!r}, "
+    backend = {"onnx": "onnxruntime", "onnx-int8": "onnxruntime-int8"}.get(args.format, "tensorrt")
+    print(f"use them with Codec({args.model!r}, backend={backend!r}, "
           f"graphs_dir={str(out)!r}) or the nodes' graphs_dir parameter")
     return 0
 
@@ -251,7 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quality", type=int)
     p.add_argument("--device", default="cpu", type=device_arg, help="cpu or cuda (CUDA-event timing after warm-up)")
     p.add_argument("--backends", nargs="+", default=["torch"], choices=list(BACKENDS))
-    p.add_argument("--threads", type=int, default=0, help="torch's, libavif's and libjxl's threads (0: their defaults)")
+    p.add_argument("--threads", type=int, nargs="+", default=[0],
+                   help="CPU thread counts (torch, ONNX Runtime/OpenVINO, libavif/libjxl) to run every row at, e.g. 1 2 (0: the libraries' defaults)")
+    p.add_argument("--no-bag", action="store_true", help="skip the end-to-end MCAP bag columns")
     p.add_argument("--memory", action="store_true", help="also peak RSS to encode/decode the largest accepted frame (3840x2160)")
     p.set_defaults(func=_cmd_bench)
 
@@ -273,9 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cards", action="store_true", help="write the measured rows into the study models' cards")
     p.set_defaults(func=_cmd_compare)
 
-    p = sub.add_parser("export", help="ONNX graphs (dynamic size) or TensorRT FP16 engines of a shipped model")
+    p = sub.add_parser("export", help="ONNX graphs (dynamic size; float or INT8) or TensorRT FP16 engines of a shipped model")
     p.add_argument("--model", default=DEFAULT_MODEL)
-    p.add_argument("--format", choices=["onnx", "tensorrt"], default="onnx")
+    p.add_argument("--format", choices=["onnx", "onnx-int8", "tensorrt"], default="onnx",
+                   help="onnx-int8: the float graphs and their INT8 versions (for the -int8 backends)")
     p.add_argument("--out", type=Path, help="output folder (default: exported/<format>)")
     p.set_defaults(func=_cmd_export)
 

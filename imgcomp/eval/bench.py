@@ -9,6 +9,7 @@ its full encode also entropy-codes a random model's high-rate latent, which a tr
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import torch
 from compressai.zoo import bmshj2018_factorized
 from tqdm import tqdm
 
+from imgcomp.classical import set_threads as set_classical_threads
 from imgcomp.classical import threads as classical_threads
 from imgcomp.eval.baselines import JPEG
 from imgcomp.codec import Codec
@@ -148,6 +150,25 @@ def _reference_codec(device: str = "cpu") -> tuple[Callable[[np.ndarray], bytes]
     return encode, decode, net.g_a
 
 
+def _entropy_ms(codec: Codec, frames: list[np.ndarray], quality: int) -> dict[str, dict[str, float]]:
+    """The coding outside the transforms, alone: `compress_analysed` (z and y rANS, integer
+    prior) on the encode side, `_decode_y_hat` (the same, decoding) on the decode side."""
+    enc, dec = [], []
+    for frame in frames:
+        a = codec.analyse_image(frame, quality)
+        enc.append(_time_ms(lambda: codec.net.compress_analysed(a.y, a.z)))
+        parsed = codec.parse(codec.encode(frame, quality=quality))
+        dec.append(_time_ms(lambda: codec._decode_y_hat(parsed)))
+    return {"encode_ms": _summary(enc), "decode_ms": _summary(dec)}
+
+
+def _set_threads(threads: int) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(threads)
+        set_classical_threads(threads)
+
+
 def run_bench(
     models: list[str],
     out_dir: Path,
@@ -159,42 +180,55 @@ def run_bench(
     device: str = "cpu",
     backends: tuple[str, ...] = ("torch",),
     memory: bool = False,
+    threads: tuple[int, ...] = (0,),
+    bag: bool = True,
 ) -> dict:
+    """Every (thread count, model, backend) in one run, beside JPEG and the reference at the same
+    thread count; `threads` 0 keeps the libraries' defaults. Each row has its encode and decode
+    speed-up over JPEG and over the reference, measured in this run."""
+    if not threads or any(isinstance(t, bool) or not isinstance(t, int) or t < 0 for t in threads):
+        raise ValueError(f"threads must be non-negative integers, got {list(threads)}")
     cuda = device.startswith("cuda")
     fallback = Path(__file__).resolve().parents[2] / "test" / "fixtures" / "images" / "vtest_frame0.png"
     out_dir.mkdir(parents=True, exist_ok=True)
     results: dict = {
         "machine": {
             "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "classical_threads": classical_threads(),
             "device": torch.cuda.get_device_name(0) if cuda else device,
             "timing": "CUDA events" if cuda else "perf_counter",
+            "load_average_before": list(os.getloadavg()),
         },
         "frames": frames,
+        "threads": list(threads),  # resolutions[res][thread count] = rows
         "resolutions": {},
     }
     ref_encode, ref_decode, ref_g_a = _reference_codec(device)
     for res in resolutions:
         clip = _frames(video, fallback, RESOLUTIONS[res], frames + warmup)
-        rows = {"OpenCV JPEG q90": _bench_pair(lambda f: JPEG.encode(f, 90), JPEG.decode, clip, warmup, cuda)}
-        reference_name = "CompressAI bmshj2018-factorized (N=128, M=192)"
-        rows[reference_name] = _bench_pair(ref_encode, ref_decode, clip, warmup, cuda)
-        rows[reference_name]["analysis_ms"] = _analysis_ms(ref_g_a, clip[warmup:], 16, device)
-        for model, backend in tqdm([(m, b) for m in models for b in backends], desc=f"models @ {res}", leave=False):
-            codec = Codec(model, device=device, backend=backend)
-            q = quality or codec.quality
-            name = f"{model} q{q}" + ("" if backend == "torch" else f" [{backend}]")
-            rows[name] = _bench_pair(lambda f: codec.encode(f, quality=q), codec.decode, clip, warmup, cuda)
-            rows[name].update(_bench_through_bag(codec, clip[warmup:], q, out_dir))
-            if backend == "torch" and hasattr(getattr(codec, "net", None), "g_a"):
-                rows[name]["analysis_ms"] = _analysis_ms(codec.net.g_a, clip[warmup:], codec.net.downsampling, device)
-        reference = rows[reference_name]
-        for row in rows.values():
-            row["encode_speedup_vs_reference"] = reference["encode_ms"]["p50"] / row["encode_ms"]["p50"]
-            if "analysis_ms" in row:
-                row["analysis_speedup_vs_reference"] = reference["analysis_ms"]["p50"] / row["analysis_ms"]["p50"]
-        results["resolutions"][res] = rows
+        results["resolutions"][res] = {}
+        for count in threads:
+            _set_threads(count)
+            label = f"{res}, {count or torch.get_num_threads()} threads"
+            rows = {"OpenCV JPEG q90": _bench_pair(lambda f: JPEG.encode(f, 90), JPEG.decode, clip, warmup, cuda)}
+            rows[REFERENCE] = _bench_pair(ref_encode, ref_decode, clip, warmup, cuda)
+            rows[REFERENCE]["analysis_ms"] = _analysis_ms(ref_g_a, clip[warmup:], 16, device)
+            for model, backend in tqdm([(m, b) for m in models for b in backends], desc=label, leave=False):
+                codec = Codec(model, device=device, backend=backend, threads=count)
+                q = quality or codec.quality
+                name = f"{model} q{q}" + ("" if backend == "torch" else f" [{backend}]")
+                rows[name] = _bench_pair(lambda f: codec.encode(f, quality=q), codec.decode, clip, warmup, cuda)
+                if not cuda and hasattr(getattr(codec, "net", None), "compress_analysed"):
+                    rows[name]["entropy"] = _entropy_ms(codec, clip[warmup : warmup + 10], q)
+                if bag:
+                    rows[name].update(_bench_through_bag(codec, clip[warmup:], q, out_dir))
+                if backend == "torch" and hasattr(getattr(codec, "net", None), "g_a"):
+                    rows[name]["analysis_ms"] = _analysis_ms(codec.net.g_a, clip[warmup:], codec.net.downsampling, device)
+            _add_ratios(rows)
+            results["resolutions"][res][str(count or torch.get_num_threads())] = rows
+    results["machine"]["load_average_after"] = list(os.getloadavg())
     results["peak_rss_mb"] = _peak_rss_mb()
     markdown = bench_markdown(results)
     if memory:
@@ -210,6 +244,21 @@ def run_bench(
     return results
 
 
+REFERENCE = "CompressAI bmshj2018-factorized (N=128, M=192)"
+JPEG_ROW = "OpenCV JPEG q90"
+
+
+def _add_ratios(rows: dict) -> None:
+    reference, jpeg = rows[REFERENCE], rows[JPEG_ROW]
+    for row in rows.values():
+        for side in ("encode", "decode"):
+            p50 = row[f"{side}_ms"]["p50"]
+            row[f"{side}_speedup_vs_reference"] = reference[f"{side}_ms"]["p50"] / p50
+            row[f"{side}_time_vs_jpeg"] = p50 / jpeg[f"{side}_ms"]["p50"]
+        if "analysis_ms" in row:
+            row["analysis_speedup_vs_reference"] = reference["analysis_ms"]["p50"] / row["analysis_ms"]["p50"]
+
+
 def _peak_rss_mb() -> float:
     import resource
 
@@ -218,29 +267,38 @@ def _peak_rss_mb() -> float:
 
 def bench_markdown(results: dict) -> str:
     m = results["machine"]
+    load = m.get("load_average_before"), m.get("load_average_after")
+    load_text = f"; load average {load[0][0]:.2f} before, {load[1][0]:.2f} after" if all(load) else ""
     lines = [
-        f"### Latency per frame ({m['device']}, {m.get('timing', 'perf_counter')}, {m['torch_threads']} torch threads, "
-        f"{m.get('classical_threads', 1)} libavif/libjxl threads, {results['frames']} frames; "
-        f"peak RSS {results['peak_rss_mb']:.0f} MB)",
+        f"### Latency per frame ({m['device']}, {m.get('timing', 'perf_counter')}, {results['frames']} frames, "
+        f"{m.get('classical_threads', 1)} libavif/libjxl threads; "
+        f"peak RSS {results['peak_rss_mb']:.0f} MB{load_text})",
+        "",
+        "Speed-up: the reference's p50 over the row's (higher is faster). vs JPEG: the row's p50 over "
+        "OpenCV JPEG's (how many times slower). Entropy: `compress_analysed` / `_decode_y_hat` alone "
+        "(integer prior and rANS, outside the transforms). The reference is randomly initialised.",
         "",
     ]
-    for res, rows in results["resolutions"].items():
+    runs = [(f"{res}, {n} thread{'s' if n != '1' else ''}", rows) for res, by_threads in results["resolutions"].items()
+            for n, rows in by_threads.items()]
+    for title, rows in runs:
         lines += [
-            f"**{res}**",
+            f"**{title}**",
             "",
-            "| codec | encode p50 / p95 / p99 (ms) | decode p50 / p95 / p99 (ms) | encode fps | bpp "
-            "| full encode vs reference | analysis transform p50 (ms) | analysis vs reference "
-            "| CDR serialize p50 (ms) | end to end via MCAP bag p50 / p95 (ms) |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| codec | encode p50 / p95 (ms) | decode p50 / p95 (ms) | bpp | encode / decode speed-up vs reference "
+            "| encode / decode time vs JPEG | entropy enc / dec p50 (ms) | analysis transform p50 (ms) "
+            "| end to end via MCAP bag p50 (ms) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for name, r in rows.items():
             e, d = r["encode_ms"], r["decode_ms"]
-            ser = f"{r['serialize_ms']['p50']:.2f}" if "serialize_ms" in r else "–"
-            ana = f"{r['analysis_ms']['p50']:.1f} | {r['analysis_speedup_vs_reference']:.2f}x" if "analysis_ms" in r else "– | –"
-            e2e = f"{r['end_to_end_ms']['p50']:.1f} / {r['end_to_end_ms']['p95']:.1f}" if "end_to_end_ms" in r else "–"
+            ent = f"{r['entropy']['encode_ms']['p50']:.1f} / {r['entropy']['decode_ms']['p50']:.1f}" if "entropy" in r else "–"
+            ana = f"{r['analysis_ms']['p50']:.1f}" if "analysis_ms" in r else "–"
+            e2e = f"{r['end_to_end_ms']['p50']:.1f}" if "end_to_end_ms" in r else "–"
             lines.append(
-                f"| {name} | {e['p50']:.1f} / {e['p95']:.1f} / {e['p99']:.1f} | {d['p50']:.1f} / {d['p95']:.1f} / {d['p99']:.1f} "
-                f"| {e['fps']:.1f} | {r['mean_bpp']:.3f} | {r['encode_speedup_vs_reference']:.2f}x | {ana} | {ser} | {e2e} |"
+                f"| {name} | {e['p50']:.1f} / {e['p95']:.1f} | {d['p50']:.1f} / {d['p95']:.1f} | {r['mean_bpp']:.3f} "
+                f"| {r['encode_speedup_vs_reference']:.2f}x / {r['decode_speedup_vs_reference']:.2f}x "
+                f"| {r['encode_time_vs_jpeg']:.1f}x / {r['decode_time_vs_jpeg']:.1f}x | {ent} | {ana} | {e2e} |"
             )
         lines.append("")
     return "\n".join(lines)

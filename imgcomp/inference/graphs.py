@@ -11,6 +11,13 @@ The gains are inputs rather than baked constants, so one graph serves every qual
 level can change per frame. Entropy coding stays outside the graphs (see `imgcomp.inference`).
 Each file carries the model name and the sha256 of the weights it came from in its metadata; a
 backend refuses graphs made from other weights.
+
+The graphs compute what the torch modules compute, in a form that CPU runtimes run fast and
+quantize well (`imgcomp.inference.quantize`): GDN squares with a multiplication (a generic `Pow`
+kernel is several times slower), and every 5x5 stride-2 transposed convolution of the synthesis
+becomes a 3x3 convolution with four output channels per channel followed by `DepthToSpace`
+(`subpixel_convolution`: the same sums, so the same image up to float rounding), because ONNX
+Runtime and OpenVINO have no fast INT8 transposed convolution.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from torch import Tensor, nn
 
 from imgcomp.models.gained import GainedCodec, ScaleHyperprior
 
-GRAPH_FORMAT = "1"  # bump when the graphs' inputs or outputs change
+GRAPH_FORMAT = "2"  # bump when the graphs change: 2 = GDN with x*x, deconvolutions as sub-pixel convolutions
 OPSET = 17
 META_MODEL, META_HASH, META_FORMAT = "imgcomp_model", "imgcomp_weights_sha256", "imgcomp_graph_format"
 
@@ -45,12 +52,49 @@ class FrozenGDN(nn.Module):
             self.register_buffer("gamma", gdn.gamma_reparam(gdn.gamma).detach().clone().reshape(channels, channels, 1, 1))
 
     def forward(self, x: Tensor) -> Tensor:
-        norm = nn.functional.conv2d(x**2, self.gamma, self.beta)
-        return x * (torch.sqrt(norm) if self.inverse else torch.rsqrt(norm))
+        norm = nn.functional.conv2d(x * x, self.gamma, self.beta)
+        return x * torch.sqrt(norm) if self.inverse else x / torch.sqrt(norm)
+
+
+# Transposed convolution, kernel 5, stride 2, padding 2, output padding 1: output row 2a + r takes
+# input rows a - 1, a, a + 1 (3x3 taps j = 0, 1, 2) through kernel row _PHASE_TAPS[r][j].
+_PHASE_TAPS = {0: (4, 2, 0), 1: (None, 3, 1)}
+
+
+def subpixel_convolution(deconv: nn.ConvTranspose2d) -> nn.Sequential:
+    """The same map as `deconv` (5x5, stride 2, padding 2, output padding 1) as a 3x3 convolution
+    with 4 x out channels (one per output phase) and a pixel shuffle (ONNX `DepthToSpace`)."""
+    if (deconv.kernel_size, deconv.stride, deconv.padding, deconv.output_padding, deconv.groups) != (
+        (5, 5), (2, 2), (2, 2), (1, 1), 1
+    ):
+        raise ValueError(f"only 5x5 stride-2 transposed convolutions are rewritten, got {deconv}")
+    w = deconv.weight.detach()  # (in, out, 5, 5)
+    cin, cout = w.shape[:2]
+    phased = torch.zeros(cout, 4, cin, 3, 3, dtype=w.dtype)  # pixel_shuffle's channel order: (c, ry, rx)
+    for ry in (0, 1):
+        for rx in (0, 1):
+            for jy, ky in enumerate(_PHASE_TAPS[ry]):
+                for jx, kx in enumerate(_PHASE_TAPS[rx]):
+                    if ky is not None and kx is not None:
+                        phased[:, 2 * ry + rx, :, jy, jx] = w[:, :, ky, kx].t()
+    conv = nn.Conv2d(cin, 4 * cout, 3, padding=1, bias=deconv.bias is not None)
+    with torch.no_grad():
+        conv.weight.copy_(phased.reshape(4 * cout, cin, 3, 3))
+        if deconv.bias is not None:
+            conv.bias.copy_(deconv.bias.detach().repeat_interleave(4))
+    return nn.Sequential(conv, nn.PixelShuffle(2))
 
 
 def _frozen(seq: nn.Sequential) -> nn.Sequential:
-    return nn.Sequential(*[FrozenGDN(m) if isinstance(m, GDN) else m for m in seq])
+    layers: list[nn.Module] = []
+    for m in seq:
+        if isinstance(m, GDN):
+            layers.append(FrozenGDN(m))
+        elif isinstance(m, nn.ConvTranspose2d):
+            layers.append(subpixel_convolution(m))
+        else:
+            layers.append(m)
+    return nn.Sequential(*layers)
 
 
 class AnalysisGraph(nn.Module):

@@ -1,4 +1,4 @@
-"""The analysis and synthesis transforms as TensorRT FP16 engines (Jetson, or any NVIDIA GPU).
+"""The analysis and synthesis transforms as TensorRT FP16 or INT8 engines (Jetson, or any NVIDIA GPU).
 
 Engines are built from the exported ONNX graphs with one optimization profile (64x64 up to
 `MAX_SIZE`, tuned for 640x480) and cached per GPU and TensorRT version, because an engine only
@@ -55,8 +55,12 @@ def _profile_shapes(channels: int, scale: int) -> tuple[tuple[int, ...], ...]:
     return tuple((1, channels, -(-h // scale), -(-w // scale)) for h, w in (MIN_SIZE, OPT_SIZE, MAX_SIZE))
 
 
-def build_engine(onnx_path: Path, engine_path: Path, inputs: dict[str, tuple[int, int]], fp16: bool = True) -> Path:
-    """Build a serialized engine from `onnx_path`. `inputs`: name -> (channels, downscale)."""
+def build_engine(onnx_path: Path, engine_path: Path, inputs: dict[str, tuple[int, int]], fp16: bool = True,
+                 int8: bool = False) -> Path:
+    """Build a serialized engine from `onnx_path`. `inputs`: name -> (channels, downscale).
+
+    `int8`: `onnx_path` is a QDQ graph (`imgcomp.inference.quantize`); TensorRT takes its scales
+    as they are (explicit quantization), so no TensorRT calibration runs."""
     trt = _require_tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -69,6 +73,8 @@ def build_engine(onnx_path: Path, engine_path: Path, inputs: dict[str, tuple[int
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
     if fp16:
         config.set_flag(trt.BuilderFlag.FP16)
+    if int8:
+        config.set_flag(trt.BuilderFlag.INT8)
     profile = builder.create_optimization_profile()
     for name, (channels, scale) in inputs.items():
         if scale == 0:  # a per-channel vector (the gains): fixed shape
@@ -114,34 +120,44 @@ class _Engine:
         return outputs
 
 
-def build_engines(net: GainedCodec, model: str, model_hash: str, out_dir: Path, onnx_dir: Path | None = None) -> tuple[Path, Path]:
-    """FP16 analysis and synthesis engines for `net` in `out_dir` (ONNX exported on the way)."""
+def build_engines(net: GainedCodec, model: str, model_hash: str, out_dir: Path, onnx_dir: Path | None = None,
+                  int8: bool = False) -> tuple[Path, Path]:
+    """FP16 (or INT8 with FP16) analysis and synthesis engines for `net` in `out_dir` (ONNX
+    graphs exported, and for INT8 quantized, on the way)."""
     trt = _require_tensorrt()
     out_dir.mkdir(parents=True, exist_ok=True)
     if onnx_dir is None:
         onnx_dir = out_dir / "onnx"
         export_onnx(net, model, model_hash, onnx_dir)
     analysis_onnx, synthesis_onnx = graph_paths(onnx_dir, model)
+    if int8:
+        from imgcomp.inference.quantize import quantize_graphs
+
+        analysis_onnx, synthesis_onnx = quantize_graphs(net, model, onnx_dir, out_dir / "onnx-int8")
     m = net.arch.latent_channels
-    analysis = build_engine(analysis_onnx, out_dir / f"{model}.analysis.engine", {"x": (3, 1), "gain": (m, 0)})
+    analysis = build_engine(analysis_onnx, out_dir / f"{model}.analysis.engine", {"x": (3, 1), "gain": (m, 0)}, int8=int8)
     synthesis = build_engine(
-        synthesis_onnx, out_dir / f"{model}.synthesis.engine", {"y_hat": (m, 16), "inverse_gain": (m, 0)}
+        synthesis_onnx, out_dir / f"{model}.synthesis.engine", {"y_hat": (m, 16), "inverse_gain": (m, 0)}, int8=int8
     )
     (out_dir / "built_with.txt").write_text(f"tensorrt {trt.__version__} on {torch.cuda.get_device_name(0)}\n")
     return analysis, synthesis
 
 
-def _engine_dir(model: str, model_hash: str) -> Path:
+def _engine_dir(model: str, model_hash: str, int8: bool = False) -> Path:
+    from imgcomp.inference.graphs import GRAPH_FORMAT
+
     trt = _require_tensorrt()
     gpu = torch.cuda.get_device_name(0).replace(" ", "_").replace("/", "_")
-    return model_cache_dir("tensorrt", model, model_hash) / f"{gpu}-trt{trt.__version__}"
+    kind = f"tensorrt-v{GRAPH_FORMAT}" + ("-int8" if int8 else "")
+    return model_cache_dir(kind, model, model_hash) / f"{gpu}-trt{trt.__version__}"
 
 
 class TensorRTTransforms:
     name = "tensorrt"
 
-    def __init__(self, net: GainedCodec, analysis: Path, synthesis: Path) -> None:
+    def __init__(self, net: GainedCodec, analysis: Path, synthesis: Path, name: str = "tensorrt") -> None:
         self.net = net
+        self.name = name
         self._analysis = _Engine(analysis)
         self._synthesis = _Engine(synthesis)
         with torch.no_grad():
@@ -151,15 +167,17 @@ class TensorRTTransforms:
 
     @classmethod
     def for_model(
-        cls, net: GainedCodec, model: str, model_hash: str, device: torch.device, engines_dir: Path | None = None
+        cls, net: GainedCodec, model: str, model_hash: str, device: torch.device, engines_dir: Path | None = None,
+        int8: bool = False,
     ) -> TensorRTTransforms:
         """Use the engines in `engines_dir` (from `imgcomp export --format tensorrt`), or build
         them once into the cache (minutes on a Jetson)."""
         if engines_dir is None or not (engines_dir / f"{model}.analysis.engine").exists():
             engines_dir = build_once(
-                _engine_dir(model, model_hash), lambda tmp: build_engines(net, model, model_hash, tmp)
+                _engine_dir(model, model_hash, int8), lambda tmp: build_engines(net, model, model_hash, tmp, int8=int8)
             )
-        return cls(net, engines_dir / f"{model}.analysis.engine", engines_dir / f"{model}.synthesis.engine")
+        name = "tensorrt-int8" if int8 else "tensorrt"
+        return cls(net, engines_dir / f"{model}.analysis.engine", engines_dir / f"{model}.synthesis.engine", name)
 
     def analyse(self, x: Tensor, level: int) -> tuple[Tensor, Tensor | None]:
         outputs = self._analysis(x=x.float().cuda(), gain=self._gain[level])

@@ -8,7 +8,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from imgcomp.defaults import BACKENDS  # noqa: F401 - re-exported by imgcomp.inference
+from imgcomp.defaults import BACKENDS
 from imgcomp.models.gained import GainedCodec
 
 
@@ -38,17 +38,27 @@ class TorchTransforms:
 
 
 def make_transforms(
-    backend: str, net: GainedCodec, model: str, model_hash: str, device: torch.device, graphs_dir: Path | None = None
+    backend: str, net: GainedCodec, model: str, model_hash: str, device: torch.device, graphs_dir: Path | None = None,
+    threads: int = 0,
 ) -> Transforms:
-    """The transforms of `net` on `backend`; exported graphs are made (and cached) on first use."""
+    """The transforms of `net` on `backend`; exported graphs are made (and cached) on first use.
+
+    `threads`: intra-op CPU threads of an ONNX Runtime or OpenVINO backend (0: as many as torch
+    uses); the torch backend uses torch's process-wide setting (`torch.set_num_threads`)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    int8 = backend.endswith("-int8")
     if backend == "torch":
         return TorchTransforms(net)
-    if backend == "onnxruntime":
+    if backend.startswith("onnxruntime"):
         from imgcomp.inference.onnx_backend import OnnxRuntimeTransforms
 
-        return OnnxRuntimeTransforms.for_model(net, model, model_hash, device, graphs_dir)
-    if backend == "tensorrt":
-        from imgcomp.inference.tensorrt_backend import TensorRTTransforms
+        return OnnxRuntimeTransforms.for_model(net, model, model_hash, device, graphs_dir, int8=int8, threads=threads)
+    if backend.startswith("openvino"):
+        from imgcomp.inference.openvino_backend import OpenVinoTransforms
 
-        return TensorRTTransforms.for_model(net, model, model_hash, device, graphs_dir)
-    raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        precision = backend.removeprefix("openvino").removeprefix("-") or "f32"
+        return OpenVinoTransforms.for_model(net, model, model_hash, graphs_dir, precision=precision, threads=threads)
+    from imgcomp.inference.tensorrt_backend import TensorRTTransforms
+
+    return TensorRTTransforms.for_model(net, model, model_hash, device, graphs_dir, int8=int8)

@@ -26,6 +26,7 @@ encoder's own reconstruction uses the clamped value, so encoder and decoder stil
 
 from __future__ import annotations
 
+import array
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,6 +105,22 @@ def _checked_indexes(indexes: np.ndarray, tables: ClosedTables) -> np.ndarray:
     return flat
 
 
+def clamp_and_encode(values: np.ndarray, indexes: np.ndarray, tables: ClosedTables) -> tuple[bytes, np.ndarray]:
+    """`clamp_to_tables` then `encode` (without re-checking the range the clamp just ensured):
+    one rANS string and the clamped values it codes (shape of `values`)."""
+    flat_indexes = _checked_indexes(indexes, tables)
+    flat_values = np.ascontiguousarray(values, dtype=np.int64).reshape(-1)
+    if flat_values.shape != flat_indexes.shape:
+        raise ValueError(f"{flat_values.size} values but {flat_indexes.size} table indexes")
+    if flat_values.size < 2:
+        raise ValueError("a rANS string needs at least two symbols")
+    clamped = np.clip(flat_values, tables.lowest[flat_indexes], tables.highest[flat_indexes])
+    data = RansEncoder().encode_with_indexes(
+        clamped.astype(np.int32).tolist(), flat_indexes.astype(np.int32).tolist(), tables.cdfs, tables.sizes, tables.offsets
+    )
+    return data, clamped.reshape(np.shape(values))
+
+
 def encode(values: np.ndarray, indexes: np.ndarray, tables: ClosedTables) -> bytes:
     """Integer values (clamped first with `clamp_to_tables`) -> one rANS string."""
     flat_indexes = _checked_indexes(indexes, tables)
@@ -145,4 +162,5 @@ def decode(data: bytes, indexes: np.ndarray, tables: ClosedTables) -> np.ndarray
     readable = _WORD * (n + 3)
     padded = bytes(data) + bytes(max(0, readable - len(data)))
     values = RansDecoder().decode_with_indexes(padded, flat_indexes.astype(np.int32).tolist(), tables.cdfs, tables.sizes, tables.offsets)
-    return np.asarray(values, dtype=np.int32).reshape(np.shape(indexes))
+    # array.array reads a list of ints faster than np.asarray does
+    return np.frombuffer(array.array("i", values), dtype=np.int32).reshape(np.shape(indexes))

@@ -72,8 +72,8 @@ def encode_bottleneck(bottleneck: EntropyBottleneck, x: Tensor, add_medians: boo
     indexes = _bottleneck_indexes(bottleneck, tuple(x.shape[-2:]))
     strings, decoded = [], []
     for symbols_i in symbols:
-        values = entropy_coding.clamp_to_tables(symbols_i.to(torch.int64).numpy(), indexes, tables)
-        strings.append(entropy_coding.encode(values, indexes, tables))
+        string, values = entropy_coding.clamp_and_encode(symbols_i.to(torch.int64).numpy(), indexes, tables)
+        strings.append(string)
         decoded.append(torch.from_numpy(values))
     out = torch.stack(decoded).to(device=x.device, dtype=torch.float64)
     return strings, out + medians.to(x.device) if add_medians else out
@@ -210,14 +210,25 @@ class ScaleHyperprior(GainedCodec):
     def integer_prior(self) -> IntegerHyperSynthesis:
         """The exact fixed-point h_s, converted from the current float weights.
 
-        Rebuilt on every call (about a millisecond, see `IntegerHyperSynthesis`), so it can never
-        be stale after training, `load_state_dict` or moving the model to another device."""
-        return IntegerHyperSynthesis.from_float(
-            self.h_s,
-            self.entropy_bottleneck._get_medians().detach(),
-            self.gaussian_conditional.scale_table,
-            self.gaussian_conditional.lower_bound_scale.bound,
-        )
+        Kept between calls and rebuilt whenever a tensor it is built from changes (training
+        steps and `load_state_dict` bump a tensor's version, `.to()` makes new storage), so it is
+        never stale; the conversion itself is deterministic (see `IntegerHyperSynthesis`)."""
+        sources = [*self.h_s.parameters(), self.entropy_bottleneck.quantiles, self.gaussian_conditional.scale_table,
+                   self.gaussian_conditional.lower_bound_scale.bound]
+        # The cache holds the source tensors themselves, so identity and version say whether any changed.
+        versions = [t._version for t in sources]
+        cached = self.__dict__.get("_integer_prior_cache")
+        if cached is None or len(cached[0]) != len(sources) or any(
+            a is not b for a, b in zip(cached[0], sources)
+        ) or cached[1] != versions:
+            prior = IntegerHyperSynthesis.from_float(
+                self.h_s,
+                self.entropy_bottleneck._get_medians().detach(),
+                self.gaussian_conditional.scale_table,
+                self.gaussian_conditional.lower_bound_scale.bound,
+            )
+            self.__dict__["_integer_prior_cache"] = cached = (sources, versions, prior)
+        return cached[2]
 
     def _decode_z_symbols(self, z_strings: list[bytes], shape: tuple[int, int]) -> Tensor:
         """The integer z symbols round(z - median) coded in `z_strings` (float64, model device)."""
@@ -239,8 +250,8 @@ class ScaleHyperprior(GainedCodec):
         tables = entropy_coding.closed_tables(self.gaussian_conditional)
         y_strings, y_hats = [], []
         for y_i, index_i in zip(y.detach().cpu(), indexes.cpu().numpy()):
-            values = entropy_coding.clamp_to_tables(torch.round(y_i).to(torch.int64).numpy(), index_i, tables)
-            y_strings.append(entropy_coding.encode(values, index_i, tables))
+            string, values = entropy_coding.clamp_and_encode(torch.round(y_i).to(torch.int64).numpy(), index_i, tables)
+            y_strings.append(string)
             y_hats.append(torch.from_numpy(values))
         y_hat = torch.stack(y_hats).to(device=y.device, dtype=y.dtype)
         return {"strings": [y_strings, z_strings], "shape": tuple(z.shape[-2:]), "y_hat": y_hat}

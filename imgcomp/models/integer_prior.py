@@ -26,8 +26,9 @@ with ``torch.round`` (half to even, exact). With FW = 20 every fp16 weight of ma
 or more converts exactly and smaller ones are rounded to a multiple of 2**-20, so the main
 approximation is the activation rounding to ``2**-FA``.
 
-Convolutions are written as one small matrix product per kernel tap (no im2col, no cuDNN), so
-no FFT or Winograd algorithm, which would multiply by non-dyadic constants, can be picked.
+Convolutions are written as matrix products over unfolded patches (`unfold`/`fold` only move and
+add integers), never as a library convolution, so no FFT or Winograd algorithm (cuDNN), which
+would multiply by non-dyadic constants, can be picked.
 """
 
 from __future__ import annotations
@@ -81,32 +82,29 @@ def _max_fan_in_abs(weight: Tensor, transposed: bool, stride: int) -> int:
 
 
 def _conv2d(x: Tensor, w: Tensor, padding: int) -> Tensor:
-    """Stride-1 convolution as one integer matrix product per kernel tap."""
+    """Stride-1 convolution as one integer matrix product over unfolded patches (im2col).
+
+    `unfold` only copies values and the product sums integer terms, so the result is exact in any
+    summation order (see the module docstring); one matrix product instead of one per tap."""
+    n, _, h, wd = x.shape
     k = w.shape[-1]
-    xp = nn.functional.pad(x, (padding, padding, padding, padding))
-    ho, wo = xp.shape[-2] - k + 1, xp.shape[-1] - k + 1
-    out = x.new_zeros(x.shape[0], w.shape[0], ho, wo)
-    for i in range(k):
-        for j in range(k):
-            out += torch.einsum("oc,nchw->nohw", w[:, :, i, j], xp[:, :, i : i + ho, j : j + wo])
-    return out
+    cols = nn.functional.unfold(x, k, padding=padding)  # (n, c*k*k, positions)
+    out = w.reshape(w.shape[0], -1) @ cols
+    return out.reshape(n, w.shape[0], h + 2 * padding - k + 1, wd + 2 * padding - k + 1)
 
 
 def _conv_transpose2d(x: Tensor, w: Tensor, stride: int, padding: int, output_padding: int) -> Tensor:
-    """``nn.ConvTranspose2d`` as scatter-adds of one integer matrix product per kernel tap."""
-    n, _, h, wd = x.shape
+    """``nn.ConvTranspose2d`` as one integer matrix product and a `fold` (col2im), which adds the
+    taps' integer contributions: exact in any order, like `_conv2d`."""
+    n, c, h, wd = x.shape
     k = w.shape[-1]
     if output_padding > padding:
         raise ValueError("output_padding larger than padding is not supported")
-    buf = x.new_zeros(n, w.shape[1], (h - 1) * stride + k, (wd - 1) * stride + k)
-    for i in range(k):
-        for j in range(k):
-            buf[:, :, i : i + (h - 1) * stride + 1 : stride, j : j + (wd - 1) * stride + 1 : stride] += torch.einsum(
-                "co,nchw->nohw", w[:, :, i, j], x
-            )
+    cols = w.reshape(c, -1).t() @ x.reshape(n, c, h * wd)  # (n, out*k*k, positions)
+    full = nn.functional.fold(cols, ((h - 1) * stride + k, (wd - 1) * stride + k), k, stride=stride)
     ho = (h - 1) * stride - 2 * padding + k + output_padding
     wo = (wd - 1) * stride - 2 * padding + k + output_padding
-    return buf[:, :, padding : padding + ho, padding : padding + wo]
+    return full[:, :, padding : padding + ho, padding : padding + wo]
 
 
 class IntegerHyperSynthesis:
@@ -186,15 +184,16 @@ class IntegerHyperSynthesis:
             raise ValueError("z symbols must be integers")
         x = q * float(2**self.fa) + self.medians.reshape(1, -1, 1, 1)
         x = x.clamp(-self.input_limit, self.input_limit)
-        half = float(2 ** (self.fw - 1))
+        half, unit = float(2 ** (self.fw - 1)), float(2.0 ** -self.fw)
         for layer in self.layers:
             if layer.transposed:
                 acc = _conv_transpose2d(x, layer.weight, layer.stride, layer.padding, layer.output_padding)
             else:
                 acc = _conv2d(x, layer.weight, layer.padding)
             acc += layer.bias.reshape(1, -1, 1, 1)
-            x = torch.div(acc + half, float(2**self.fw), rounding_mode="floor")
-            x = x.clamp(0, layer.limit)  # ReLU, then saturation (exact)
+            # floor((acc + 2**(FW-1)) / 2**FW): adding an integer below 2**53 and scaling by a
+            # power of two are exact in float64, and so is floor
+            x = acc.add_(half).mul_(unit).floor_().clamp_(0, layer.limit)  # ReLU, then saturation (exact)
         return x
 
     def indexes_from_scales(self, scales: Tensor) -> Tensor:

@@ -35,30 +35,46 @@ class Choice:
 
 
 def resolve_backend(requested: str) -> Choice:
-    """The backend to use for `requested` (one of BACKENDS), with the reason."""
+    """The backend to use for `requested` (one of BACKENDS), with the reason: tensorrt falls back
+    to onnxruntime without TensorRT or a GPU, openvino to onnxruntime without OpenVINO, and
+    onnxruntime to torch without ONNX Runtime; an -int8 request keeps INT8 where it falls back
+    to ONNX Runtime."""
     if requested not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {requested!r}")
     if requested == "torch":
         return Choice(requested, requested, "as requested")
-    if requested == "tensorrt":
+    suffix = "-int8" if requested.endswith("-int8") else ""
+    family = requested.removesuffix("-int8").removesuffix("-bf16")
+    if family == "tensorrt":
         from imgcomp.inference.tensorrt_backend import tensorrt_unavailable_reason
 
         reason = tensorrt_unavailable_reason()
         if reason is None:
-            return Choice(requested, requested, "as requested (FP16 engines, built once and cached)")
-        fallback = resolve_backend("onnxruntime")
-        return Choice(requested, fallback.used, reason if not fallback.fell_back else f"{reason}; {fallback.reason}")
-    if importlib.util.find_spec("onnxruntime") is not None:
+            what = "INT8 engines from the quantized graphs" if suffix else "FP16 engines"
+            return Choice(requested, requested, f"as requested ({what}, built once and cached)")
+    elif family == "openvino":
+        from imgcomp.inference.openvino_backend import openvino_unavailable_reason
+
+        reason = openvino_unavailable_reason()
+        if reason is None and importlib.util.find_spec("onnxruntime") is None and suffix:
+            reason = "the INT8 graphs are made with onnxruntime's quantization tools, and onnxruntime is not installed"
+        if reason is None:
+            return Choice(requested, requested, "as requested")
+    elif importlib.util.find_spec("onnxruntime") is not None:
         return Choice(requested, requested, "as requested")
-    return Choice(requested, "torch", "the onnxruntime package is not installed")
+    else:
+        return Choice(requested, "torch", "the onnxruntime package is not installed")
+    fallback = resolve_backend("onnxruntime" + suffix)
+    return Choice(requested, fallback.used, reason if not fallback.fell_back else f"{reason}; {fallback.reason}")
 
 
 def codec_factory(
-    backend: str, device: str, on_fallback: Callable[[str], None], graphs_dir: str = ""
+    backend: str, device: str, on_fallback: Callable[[str], None], graphs_dir: str = "", threads: int = 0
 ) -> Callable[[str], object]:
     """A `model name -> Codec` function for a node: `backend`, or torch if that fails to load.
 
-    `on_fallback` gets one line saying why (the node logs it)."""
+    `on_fallback` gets one line saying why (the node logs it). `threads`: the intra-op threads of
+    an ONNX Runtime or OpenVINO backend (the node's `threads` parameter; 0: torch's count)."""
     from pathlib import Path
 
     from imgcomp.codec import Codec
@@ -67,7 +83,8 @@ def codec_factory(
         if backend == "torch":
             return Codec(model, device=device)
         try:
-            return Codec(model, device=device, backend=backend, graphs_dir=Path(graphs_dir) if graphs_dir else None)
+            return Codec(model, device=device, backend=backend, graphs_dir=Path(graphs_dir) if graphs_dir else None,
+                         threads=threads)
         except Exception as exc:  # noqa: BLE001 - any load failure: keep serving with torch
             on_fallback(f"backend {backend!r} could not load {model!r} ({type(exc).__name__}: {exc}); using 'torch'")
             return Codec(model, device=device)
@@ -105,5 +122,5 @@ def set_cpu_threads(threads: int) -> str:
 
         torch.set_num_threads(threads)
         set_threads(threads)  # the classical codecs' libavif and libjxl, likewise
-        return f"torch CPU threads: {torch.get_num_threads()} (torch_threads={threads})"
+        return f"torch CPU threads: {torch.get_num_threads()} (threads={threads})"
     return f"torch CPU threads: {torch.get_num_threads()} (torch's default)"

@@ -1,0 +1,54 @@
+"""Entropy-coding time of 640x480 vtest.avi frames (outside the transforms) with the `imgcomp` on
+PYTHONPATH, one torch thread, and a digest of the payloads and decoded latents.
+
+Before/after a change, alternating runs in one session (the machine's load then hits both alike);
+equal digests mean byte-identical payloads for the same latents:
+
+    git worktree add /tmp/before <rev>
+    for i in 1 2 3; do PYTHONPATH=/tmp/before python scripts/entropy_ab.py before
+                       PYTHONPATH=. python scripts/entropy_ab.py after; done
+"""
+
+import hashlib
+import json
+import sys
+import time
+
+import cv2
+import numpy as np
+import torch
+
+from imgcomp.codec import Codec
+from imgcomp.video import read_video
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    frames, _ = read_video("data/video/vtest.avi", max_frames=12)
+    frames = [cv2.resize(f, (640, 480), interpolation=cv2.INTER_AREA) for f in frames]
+    codec = Codec("hyperprior-mse")
+    analysed = [codec.analyse_image(f, 3) for f in frames]
+    digest = hashlib.sha256()
+    encode_ms, decode_ms = [], []
+    for i, a in enumerate(analysed):
+        start = time.perf_counter()
+        out = codec.net.compress_analysed(a.y, a.z)
+        encode_ms.append(1e3 * (time.perf_counter() - start))
+        strings = [[s[0]] for s in out["strings"]]
+        start = time.perf_counter()
+        y_hat = codec.net.decompress_latent(strings, out["shape"])
+        decode_ms.append(1e3 * (time.perf_counter() - start))
+        assert torch.equal(y_hat, out["y_hat"])
+        for s in strings:
+            digest.update(s[0])
+        digest.update(y_hat.numpy().tobytes())
+    print(json.dumps({
+        "tree": sys.argv[1] if len(sys.argv) > 1 else "this",
+        "entropy_encode_ms": {"min": round(min(encode_ms[2:]), 2), "p50": round(float(np.median(encode_ms[2:])), 2)},
+        "entropy_decode_ms": {"min": round(min(decode_ms[2:]), 2), "p50": round(float(np.median(decode_ms[2:])), 2)},
+        "digest": digest.hexdigest()[:16],
+    }))
+
+
+if __name__ == "__main__":
+    main()
