@@ -7,8 +7,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from imgcomp.cli.support import Parser, device_arg, run_command
-from imgcomp.defaults import BACKENDS, DEFAULT_MODEL
+from imgcomp.cli.support import Parser, device_arg, effort_arg, run_command
+from imgcomp.defaults import BACKENDS, DEFAULT_MODEL, MAX_EFFORT
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -85,7 +85,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from imgcomp.models.registry import entropy_coded_models
 
     models = args.models or [*entropy_coded_models(), *CLASSICAL_MODELS]
-    result = run_eval(args.images, args.out, models, classical=args.classical, max_images=args.max_images)
+    if args.cards and args.effort:
+        raise SystemExit("imgcomp eval: --cards records the one-pass encoder (effort 0); drop --cards or --effort")
+    result = run_eval(args.images, args.out, models, classical=args.classical, max_images=args.max_images, effort=args.effort)
     print((args.out / "rd.md").read_text())
     print(f"wrote {args.out}/rd.md, rd.json, rd.png")
     if args.cards:
@@ -222,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classical", nargs="*", help="reference sweeps of the classical libraries at many settings and slower presets", default=["jpeg", "webp", "avif", "jpegxl"])
     p.add_argument("--max-images", type=int)
     p.add_argument("--cards", action="store_true", help="write the measured RD points into the model cards")
+    p.add_argument("--effort", type=effort_arg, default=0,
+                   help=f"encoder effort 0..{MAX_EFFORT} for our models (0: one pass; more: slower, fewer bits)")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("bench", help="per-frame latency beside OpenCV JPEG and CompressAI's reference")
@@ -277,6 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench-video", help="temporal P-frames on vtest.avi beside intra and libx264 (BD-rates, plot, loss)")
     add_arguments(p)
     p.set_defaults(func=run_from_args)
+
+    from imgcomp.eval.effort_bench import add_arguments as add_effort_arguments, run_from_args as run_effort_bench
+
+    p = sub.add_parser("bench-effort", help="the encoder's effort mode: BD-rate gained vs effort 0 per second of encode")
+    add_effort_arguments(p)
+    p.set_defaults(func=run_effort_bench)
 
     from imgcomp.cli.bag import register_bag_commands
     from imgcomp.cli.multitask import register_multitask_commands

@@ -52,9 +52,15 @@ def classical_sweep(codec: Baseline) -> Sweep:
     return Sweep(codec.name, list(codec.qualities), codec.encode, codec.decode)
 
 
-def model_sweep(model: str) -> Sweep:
+def model_sweep(model: str, effort: int = 0) -> Sweep:
+    """Every level of `model`; with `effort` > 0 a learned model's encoder refines the latents
+    (named "model@effortN" then, so the curve never passes for the one-pass encoder's; the
+    classical codecs have no latents and always run as they are)."""
     codec = Codec(model)
-    return Sweep(model, list(range(1, codec.levels + 1)), lambda im, q: codec.encode(im, quality=q), codec.decode)
+    levels = list(range(1, codec.levels + 1))
+    if effort == 0 or model in CLASSICAL_MODELS:
+        return Sweep(model, levels, lambda im, q: codec.encode(im, quality=q), codec.decode)
+    return Sweep(f"{model}@effort{effort}", levels, lambda im, q: codec.encode(im, quality=q, effort=effort), codec.decode)
 
 
 def evaluate_sweep(sweep: Sweep, images: dict[str, np.ndarray]) -> tuple[list[RDPoint], list[dict]]:
@@ -129,12 +135,13 @@ def run_eval(
     models: list[str],
     classical: list[str] = ("jpeg", "webp", "avif", "jpegxl"),
     max_images: int | None = None,
+    effort: int = 0,
 ) -> dict:
     paths = image_paths(image_dir)[:max_images]
     if not paths:
         raise FileNotFoundError(f"no images in {image_dir} (run `make data`)")
     images = {p.stem: read_rgb(p) for p in paths}
-    sweeps = [model_sweep(m) for m in models] + [classical_sweep(CLASSICAL[c]) for c in classical]
+    sweeps = [model_sweep(m, effort) for m in models] + [classical_sweep(CLASSICAL[c]) for c in classical]
     curves: dict[str, list[RDPoint]] = {}
     per_image: list[dict] = []
     for sweep in tqdm(sweeps, desc="codecs"):
@@ -143,7 +150,8 @@ def run_eval(
 
     jpeg = CLASSICAL["jpeg"].name
     # the best learned model is the second anchor; the classical codecs (imgcomp.classical) are measured against it
-    best_model = pick_best_model(curves, [m for m in models if m not in CLASSICAL_MODELS], jpeg)
+    learned = [sweep.name for sweep, model in zip(sweeps, models) if model not in CLASSICAL_MODELS]
+    best_model = pick_best_model(curves, learned, jpeg)
     bd = {
         name: {
             "vs_jpeg_psnr": bd_rate(curves[jpeg], curve, "psnr") if jpeg in curves else None,
@@ -156,6 +164,7 @@ def run_eval(
     result = {
         "images": sorted(images),
         "image_dir": str(image_dir),
+        "effort": effort,
         "best_model": best_model,
         "curves": {k: [p.__dict__ for p in v] for k, v in curves.items()},
         "bd_rate_percent": bd,
