@@ -28,6 +28,7 @@ from imgcomp.bitstream import (
 from imgcomp.classical import ClassicalCodec
 from imgcomp.inference import make_transforms
 from imgcomp.inference.striped import analyse_striped, needs_stripes, synthesise_to_uint8, to_uint8
+from imgcomp.models.refine import RDTarget, check_effort, coded_objective, refine_latents, supports_effort
 from imgcomp.models.registry import load_model, model_entry
 from imgcomp.padding import pad_to_multiple
 
@@ -46,6 +47,8 @@ class AnalysedImage:
     width: int
     channels: int
     encoding: str
+    x: Tensor | None = None  # the padded input (1 x 3 x H x W, 0..1) the latents came from
+
 
 class Codec:
     """Encode and decode single frames with one shipped model.
@@ -133,13 +136,21 @@ class Codec:
         quality: int | None = None,
         encoding: str | None = None,
         frame_number: int = 0,
+        effort: int = 0,
     ) -> bytes:
         """Compress one uint8 image (HxW mono or HxWx3 RGB) into a self-contained payload.
 
         `encoding` is the sensor_msgs/Image encoding of the source, recorded so the decoder
         can restore it; it defaults to "rgb8" or "mono8".
+
+        `effort` 0 (the default) is the one-pass encode. 1..3 spend more encode time refining
+        the latents for this image against the model's rate-distortion objective
+        (`imgcomp.models.refine.EFFORTS`: 1 = 10 straight-through steps, 2 = 30 stochastic
+        Gumbel annealing steps + 10 straight-through, 3 = 100 + 20), each step about three
+        times a decode; the payload is the same format and decodes with any decoder of these
+        weights.
         """
-        return self.encode_with_latent(image, quality, encoding, frame_number)[0]
+        return self.encode_with_latent(image, quality, encoding, frame_number, effort=effort)[0]
 
     @torch.no_grad()
     def encode_with_latent(
@@ -149,13 +160,17 @@ class Codec:
         encoding: str | None = None,
         frame_number: int = 0,
         stream_id: int = 0,
+        effort: int = 0,
     ) -> tuple[bytes, Tensor]:
         """`encode`, plus the gained quantized latent y_hat that the payload carries (what a
         decoder must recover exactly; cross-device checks compare against it)."""
+        effort = self.check_effort(effort)
+        if effort and isinstance(image, np.ndarray) and image.ndim >= 2 and needs_stripes(*image.shape[:2]):
+            raise ValueError(f"effort > 0 refines frames of up to 1920x1088 pixels, got {image.shape[1]}x{image.shape[0]}")
         a = self.analyse_image(image, quality, encoding)
         level, height, width, channels, encoding = a.level, a.height, a.width, a.channels, a.encoding
         with self._lock:
-            out = self.net.compress_analysed(a.y, a.z)
+            out = self.net.compress_analysed(a.y, a.z) if effort == 0 else self._compress_refined(a, effort)
         streams = tuple(s[0] for s in out["strings"])
         header = FrameHeader(
             model=self.model_name,
@@ -173,6 +188,40 @@ class Codec:
         )
         return pack(Frame(header, streams)), out["y_hat"]
 
+    def check_effort(self, effort: int) -> int:
+        """`effort` if this model can encode with it; ValueError otherwise."""
+        effort = check_effort(effort)
+        if effort and not supports_effort(self.net):
+            raise ValueError(f"model {self.model_name!r} has no entropy model to refine against: use effort 0")
+        return effort
+
+    def rd_target(self, level: int, height: int, width: int, channels: int = 3) -> RDTarget:
+        """The objective this model was trained on at 1-based `level` (bpp + lambda * D), for an
+        image of this size: what the effort mode minimises."""
+        lambdas = tuple(getattr(self.net.arch, "lambdas", ()))
+        if len(lambdas) != self.levels:
+            raise ValueError(f"model {self.model_name!r} records no training lambda per level")
+        return RDTarget(float(lambdas[level - 1]), self.entry.get("distortion", "mse"), height, width, channels)
+
+    def _compress_refined(self, a: AnalysedImage, effort: int) -> dict:
+        """`compress_analysed` of the refined latents or of the amortised ones, whichever has the
+        lower real objective (bytes coded, pixels decoded). Call with the lock held."""
+        target = self.rd_target(a.level, a.height, a.width, a.channels)
+        device = self.net.gain.device  # the torch model, also where an exported backend is used
+        x = a.x.to(device)
+        y0, z0 = a.y.to(device), (a.z.to(device) if a.z is not None else None)
+        y, z = refine_latents(self.net, x, y0, z0, a.level - 1, target, effort)
+        candidates = [(y0, z0), (y, z)]
+        if z is not None:
+            candidates.append((y, self.net.hyper_analyse(y)))  # z re-derived from the refined y
+
+        def objective(out: dict) -> float:
+            decoded = to_uint8(self.net.synthesise(out["y_hat"], a.level - 1)[0, :, : a.height, : a.width], a.channels)
+            return coded_objective(x, decoded, sum(len(s[0]) for s in out["strings"]), target)
+
+        coded = [self.net.compress_analysed(cy, cz) for cy, cz in candidates]
+        return min(coded, key=objective)
+
     @torch.no_grad()
     def analyse_image(self, image: np.ndarray, quality: int | None = None, encoding: str | None = None) -> AnalysedImage:
         """Check an input image, quality and encoding, and run the analysis transforms: what every
@@ -185,7 +234,7 @@ class Codec:
         with self._lock:
             x, _ = pad_to_multiple(self._to_tensor(rgb), self.net.downsampling)
             y, z = self._analyse(x, level - 1)
-        return AnalysedImage(y, z, level, rgb.shape[0], rgb.shape[1], channels, encoding)
+        return AnalysedImage(y, z, level, rgb.shape[0], rgb.shape[1], channels, encoding, x)
 
     def _analyse(self, x: Tensor, level: int) -> tuple[Tensor, Tensor | None]:
         # Large frames go through g_a stripe by stripe (torch backend) so memory stays bounded.

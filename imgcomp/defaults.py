@@ -3,7 +3,10 @@ argument parser, the node parameters and the codec read them from here)."""
 
 from __future__ import annotations
 
-__all__ = ["BACKENDS", "CLASSICAL_LEVELS", "CLASSICAL_MODELS", "DEFAULT_MAX_INPUT_PIXELS", "DEFAULT_MAX_OUTPUT_PIXELS", "DEFAULT_MODEL", "DEVICES", "NODE_BACKENDS"]
+__all__ = [
+    "BACKENDS", "CLASSICAL_LEVELS", "CLASSICAL_MODELS", "DEFAULT_MAX_INPUT_PIXELS", "DEFAULT_MAX_OUTPUT_PIXELS", "DEFAULT_MODEL",
+    "DEVICES", "MAX_EFFORT", "NODE_BACKENDS", "check_effort",
+]
 
 # The shipped model the nodes, the bag tools and the CLI use unless told otherwise.
 DEFAULT_MODEL = "hyperprior-mse"
@@ -24,3 +27,13 @@ DEVICES = ("cpu", "cuda")
 # Classical codecs a model name may also be (imgcomp.classical): no weights, the same interface.
 CLASSICAL_MODELS = ("avif", "jpeg", "jxl", "webp")
 CLASSICAL_LEVELS = 6
+# Encoder effort levels: 0 is the one-pass encode, 1..MAX_EFFORT refine the latents at encode
+# time (`imgcomp.models.refine.EFFORTS` holds what each level does).
+MAX_EFFORT = 3
+
+
+def check_effort(effort: object) -> int:
+    """`effort` if it is an integer in 0..MAX_EFFORT; ValueError otherwise."""
+    if isinstance(effort, bool) or not isinstance(effort, int) or not 0 <= effort <= MAX_EFFORT:
+        raise ValueError(f"effort must be an integer in 0..{MAX_EFFORT}, got {effort!r}")
+    return int(effort)

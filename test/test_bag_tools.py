@@ -462,3 +462,27 @@ def test_cli(small_bag, tmp_path, capsys):
     assert args.func(args) == 1 and "exists" in capsys.readouterr().err
     args = parser.parse_args(["bag", "info", str(tmp_path / "missing")])
     assert args.func(args) == 1 and "error" in capsys.readouterr().err
+
+
+def test_compress_with_effort(small_bag, tmp_path, hyperprior_codec):
+    """`--effort N`: the same messages (different bytes), decoded by the ordinary decompress."""
+    plain = compress(small_bag, tmp_path / "plain", codec=hyperprior_codec, progress=False)
+    refined = compress(small_bag, tmp_path / "refined", codec=hyperprior_codec, progress=False, effort=1)
+    assert (plain.effort, refined.effort, refined.frames, refined.skipped) == (0, 1, 2, {})
+    assert "effort 1" in str(refined)
+    features = [
+        [raw for topic, _, _, raw in read_all(tmp_path / name) if topic == FEATURES] for name in ("plain", "refined")
+    ]
+    assert len(features[1]) == 2 and features[0] != features[1]
+    summary = decompress(tmp_path / "refined", tmp_path / "dec", codec_factory=lambda name: hyperprior_codec, progress=False)
+    assert summary.frames == 2 and not summary.skipped
+    with pytest.raises(ValueError, match="effort must be"):
+        compress(small_bag, tmp_path / "bad", codec=hyperprior_codec, progress=False, effort=7)
+    assert not (tmp_path / "bad").exists()
+
+    parser = bag_parser()
+    assert parser.parse_args(["bag", "compress", "in", "out"]).effort == 0
+    assert parser.parse_args(["bag", "compress", "in", "out", "--effort", "3"]).effort == 3
+    for bad in ("4", "x"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["bag", "compress", "in", "out", "--effort", bad])

@@ -33,7 +33,7 @@ from imgcomp.bitstream import (
     validate_image_size,
 )
 from imgcomp.classical.formats import FORMATS, LEVELS
-from imgcomp.defaults import CLASSICAL_LEVELS, CLASSICAL_MODELS, DEFAULT_MAX_OUTPUT_PIXELS
+from imgcomp.defaults import CLASSICAL_LEVELS, CLASSICAL_MODELS, DEFAULT_MAX_OUTPUT_PIXELS, check_effort
 
 __all__ = ["ClassicalCodec", "classical_hash"]
 
@@ -96,8 +96,19 @@ class ClassicalCodec:
         raise ValueError(f"image must be HxW (mono) or HxWx3 (RGB), got shape {image.shape}")
 
     # ------------------------------------------------------------------------------------ encode
-    def encode(self, image: np.ndarray, quality: int | None = None, encoding: str | None = None, frame_number: int = 0) -> bytes:
-        """Compress one uint8 image (HxW mono or HxWx3 RGB) into a self-contained payload."""
+    def check_effort(self, effort: int) -> int:
+        """0, as `Codec.check_effort` takes it; a higher effort is a ValueError (no latents to refine)."""
+        if check_effort(effort):
+            raise ValueError(f"model {self.model_name!r} is a classical codec with no latents to refine: use effort 0")
+        return 0
+
+    def encode(
+        self, image: np.ndarray, quality: int | None = None, encoding: str | None = None, frame_number: int = 0,
+        effort: int = 0,
+    ) -> bytes:
+        """Compress one uint8 image (HxW mono or HxWx3 RGB) into a self-contained payload
+        (`effort` is `Codec.encode`'s: only 0 here)."""
+        self.check_effort(effort)
         pixels, channels = self._checked_image(image)
         level = self._check_quality(quality if quality is not None else self.quality)
         encoding = encoding or ("mono8" if channels == 1 else "rgb8")

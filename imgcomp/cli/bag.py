@@ -1,6 +1,6 @@
 """The `imgcomp bag ...` commands; `imgcomp.cli.main` adds them with `register_bag_commands(sub)`.
 
-    imgcomp bag compress IN OUT [--topic T] [--model M] [--quality Q] [--storage mcap|sqlite3]
+    imgcomp bag compress IN OUT [--topic T] [--model M] [--quality Q] [--effort N] [--storage mcap|sqlite3]
     imgcomp bag decompress IN OUT [--storage mcap|sqlite3]
     imgcomp bag info BAG [--json]
     imgcomp bag eval COMPRESSED RAW [--out FILE] [--no-per-frame]
@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from imgcomp.cli.support import device_arg, run_command
+from imgcomp.cli.support import device_arg, effort_arg, run_command
 
 __all__ = ["register_bag_commands"]
 
@@ -45,6 +45,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         summary = compress(
             args.input, args.output, topic=args.topic, model=args.model, quality=args.quality,
             storage=args.storage, device=args.device, overwrite=args.overwrite, progress=not args.no_progress,
+            effort=args.effort,
         )
         _show(summary, args.json)
         return 0
@@ -137,6 +138,9 @@ def register_bag_commands(sub: Any) -> argparse.ArgumentParser:
                    help=f"sensor_msgs/Image or JPEG/PNG CompressedImage topic (default: {_DEFAULT_TOPIC})")
     p.add_argument("--model", help="registry name of the model (default: the codec's default)")
     p.add_argument("--quality", type=int, help="quality level 1..levels (default: the model's middle level)")
+    p.add_argument("--effort", type=effort_arg, default=0,
+                   help="encoder effort 0..3: refine each frame's latents for fewer bits (0: one pass, the default; "
+                        "3: about 200 refinement steps per frame, minutes per frame on a CPU)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     common(p)
     p.set_defaults(func=_cmd_compress)

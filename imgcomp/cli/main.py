@@ -7,8 +7,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from imgcomp.cli.support import Parser, device_arg, run_command
-from imgcomp.defaults import BACKENDS, DEFAULT_MODEL
+from imgcomp.cli.support import Parser, device_arg, effort_arg, run_command
+from imgcomp.defaults import BACKENDS, DEFAULT_MODEL, MAX_EFFORT
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -93,10 +93,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     split = SPLITS[args.split]
     images, out = args.images or split.images, args.out or split.out
     label = split.label if args.images is None else ""  # an arbitrary folder: no split to name
-    # Every shipped model: the entropy-coded ones at every level, then the study's fixed-rate families.
+    # Every shipped model: the entropy-coded ones at every level, then the fixed-rate families and the classical codecs.
     coded = entropy_coded_models()
     models = coded + [m for m in available_models() if m not in coded] if args.models is None else args.models
-    result = run_eval(images, out, models, classical=args.classical, max_images=args.max_images, label=label, cache=args.cache)
+    if args.cards and args.effort:
+        raise SystemExit("imgcomp eval: --cards records the one-pass encoder (effort 0); drop --cards or --effort")
+    result = run_eval(images, out, models, classical=args.classical, max_images=args.max_images, label=label,
+                      cache=args.cache, effort=args.effort)
     print((out / "rd.md").read_text())
     print(f"wrote {out}/rd.md, rd.json, rd.png")
     if args.cards:
@@ -242,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder of measured sweeps (e.g. out/eval-cache): reuse those with the same pixels and weights/library versions")
     p.add_argument("--max-images", type=int)
     p.add_argument("--cards", action="store_true", help="write the measured RD points into the model cards")
+    p.add_argument("--effort", type=effort_arg, default=0,
+                   help=f"encoder effort 0..{MAX_EFFORT} for our models (0: one pass; more: slower, fewer bits)")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("bench", help="per-frame latency beside OpenCV JPEG and CompressAI's reference")
@@ -300,6 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench-video", help="temporal P-frames on vtest.avi beside intra and libx264 (BD-rates, plot, loss)")
     add_arguments(p)
     p.set_defaults(func=run_from_args)
+
+    from imgcomp.eval.effort_bench import add_arguments as add_effort_arguments, run_from_args as run_effort_bench
+
+    p = sub.add_parser("bench-effort", help="the encoder's effort mode: BD-rate gained vs effort 0 per second of encode")
+    add_effort_arguments(p)
+    p.set_defaults(func=run_effort_bench)
 
     from imgcomp.cli.bag import register_bag_commands
     from imgcomp.cli.multitask import register_multitask_commands

@@ -17,7 +17,7 @@ import re
 import sys
 from typing import Any, Callable, NoReturn
 
-__all__ = ["Parser", "device_arg", "run_command", "user_error_types"]
+__all__ = ["Parser", "device_arg", "effort_arg", "run_command", "user_error_types"]
 
 _DEVICE = re.compile(r"cpu|cuda(:\d+)?")
 
@@ -39,6 +39,16 @@ def device_arg(value: str) -> str:
         if index >= torch.cuda.device_count():
             raise argparse.ArgumentTypeError(f"{value}: torch sees {torch.cuda.device_count()} CUDA GPU(s)")
     return value
+
+
+def effort_arg(value: str) -> int:
+    """An argparse type for `--effort`: an integer in 0..MAX_EFFORT."""
+    from imgcomp.defaults import check_effort
+
+    try:
+        return check_effort(int(value))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc) if value.strip().lstrip("-").isdigit() else f"{value!r} is not an integer") from None
 
 
 def user_error_types() -> tuple[type[BaseException], ...]:

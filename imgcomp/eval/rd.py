@@ -79,10 +79,17 @@ def classical_sweep(codec: Baseline) -> Sweep:
     return Sweep(codec.name, list(codec.qualities), codec.encode, codec.decode, versions)
 
 
-def model_sweep(model: str) -> Sweep:
+def model_sweep(model: str, effort: int = 0) -> Sweep:
+    """Every level of `model`; with `effort` > 0 a learned model's encoder refines the latents
+    (named "model@effortN" then, so the curve never passes for the one-pass encoder's; the
+    classical codecs have no latents and always run as they are)."""
     codec = Codec(model)
-    return Sweep(model, list(range(1, codec.levels + 1)), lambda im, q: codec.encode(im, quality=q), codec.decode,
-                 f"weights {codec.model_hash}")
+    levels = list(range(1, codec.levels + 1))
+    identity = f"weights {codec.model_hash}"
+    if effort == 0 or model in CLASSICAL_MODELS:
+        return Sweep(model, levels, lambda im, q: codec.encode(im, quality=q), codec.decode, identity)
+    return Sweep(f"{model}@effort{effort}", levels, lambda im, q: codec.encode(im, quality=q, effort=effort), codec.decode,
+                 f"{identity}, effort {effort}")
 
 
 def sweep_cache_key(sweep: Sweep, images: dict[str, np.ndarray]) -> str:
@@ -191,6 +198,7 @@ def run_eval(
     max_images: int | None = None,
     label: str = "",
     cache: Path | None = None,
+    effort: int = 0,
 ) -> dict:
     """Evaluate `models` and `classical` on the images of `image_dir`; write rd.json, rd.md and
     rd.png to `out_dir`. With `cache`, a sweep already measured on the same pixels with the same
@@ -199,7 +207,7 @@ def run_eval(
     if not paths:
         raise FileNotFoundError(f"no images in {image_dir} (run `make data`)")
     images = {p.stem: read_rgb(p) for p in paths}
-    sweeps = [model_sweep(m) for m in models] + [classical_sweep(CLASSICAL[c]) for c in classical]
+    sweeps = [model_sweep(m, effort) for m in models] + [classical_sweep(CLASSICAL[c]) for c in classical]
     curves: dict[str, list[RDPoint]] = {}
     per_image: list[dict] = []
     for sweep in tqdm(sweeps, desc="codecs"):
@@ -208,7 +216,8 @@ def run_eval(
 
     jpeg = CLASSICAL["jpeg"].name
     # the best learned model is the second anchor; the classical codecs (imgcomp.classical) are measured against it
-    best_model = pick_best_model(curves, [m for m in models if m not in CLASSICAL_MODELS], jpeg)
+    learned = [sweep.name for sweep, model in zip(sweeps, models) if model not in CLASSICAL_MODELS]
+    best_model = pick_best_model(curves, learned, jpeg)
     bd = {
         name: {
             "vs_jpeg_psnr": bd_rate(curves[jpeg], curve, "psnr") if jpeg in curves else None,
@@ -217,13 +226,14 @@ def run_eval(
         }
         for name, curve in curves.items()
     }
-    vs_classical = bd_rates_vs_classical(curves, models, [CLASSICAL[c].name for c in classical])
+    vs_classical = bd_rates_vs_classical(curves, [sweep.name for sweep in sweeps[: len(models)]], [CLASSICAL[c].name for c in classical])
     out_dir.mkdir(parents=True, exist_ok=True)
     result = {
         "split": label,
         "images": sorted(images),
         "image_sizes": {name: list(image.shape[:2]) for name, image in sorted(images.items())},
         "image_dir": str(image_dir),
+        "effort": effort,
         "best_model": best_model,
         "curves": {k: [p.__dict__ for p in v] for k, v in curves.items()},
         "bd_rate_percent": bd,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from imgcomp.defaults import check_effort
 from imgcomp.rosbag.common import (
     BAD_HEADER,
     COMPRESSED_IMAGE_TYPE,
@@ -47,6 +48,7 @@ class CompressSummary:
     model: str
     model_hash: str
     quality: int
+    effort: int = 0  # encoder refinement (Codec.encode's effort)
     frames: int = 0  # images converted
     skipped: dict[str, int] = field(default_factory=dict)  # images not converted, by cause
     copied: int = 0  # other messages copied unchanged
@@ -79,7 +81,7 @@ class CompressSummary:
         return (
             f"{self.input} -> {self.output}\n"
             f"  {self.topic} -> {self.features_topic}: {self.frames} frames, skipped: {skipped}\n"
-            f"  model {self.model} ({self.model_hash}), quality {self.quality}, mean {bpp} bpp\n"
+            f"  model {self.model} ({self.model_hash}), quality {self.quality}, effort {self.effort}, mean {bpp} bpp\n"
             f"  {self.copied} other messages copied\n"
             f"  bag {self.in_bytes:,} B -> {self.out_bytes:,} B ({ratio} smaller); "
             f"image messages {self.image_bytes:,} B -> {self.features_bytes:,} B ({image_ratio})\n"
@@ -133,11 +135,14 @@ def compress(
     progress: bool = True,
     codec: Codec | None = None,
     on_frame: Callable[[int], None] | None = None,
+    effort: int = 0,
 ) -> CompressSummary:
     """Compress the images of `topic` in `in_bag` into a new bag `out_bag` (see module doc).
 
     `model` is a registry name (default: `imgcomp.codec.DEFAULT_MODEL`) loaded on `device`;
     pass a loaded `codec` instead to reuse one. `quality` defaults to the model's middle level.
+    `effort` (0..3, default 0) spends encode time refining each frame's latents for fewer bits
+    at the same quality (`Codec.encode`); the messages decode exactly as before.
     `on_frame(n)` is called after the n-th frame (0-based) was written; an exception it raises
     aborts the run the way a crash would (the tests use it). Raises ValueError for a missing or
     non-image topic or a features topic that already exists, FileExistsError for an existing
@@ -147,6 +152,7 @@ def compress(
     in_bag, out_bag = Path(in_bag), Path(out_bag)
     check_paths(in_bag, out_bag)
     check_output(out_bag, overwrite)
+    check_effort(effort)
     if codec is not None and model is not None and model != codec.model_name:
         raise ValueError(f"model {model!r} disagrees with the given codec's {codec.model_name!r}")
     with open_reader(in_bag, "input bag") as reader:
@@ -164,9 +170,11 @@ def compress(
         if codec is None:
             codec = default_codec_factory(device)(model or DEFAULT_MODEL)
         loaded = codec
-        core = EncoderCore(lambda _name: loaded, model=loaded.model_name, quality=quality)
+        if effort:
+            loaded.check_effort(effort)  # a model without an entropy model: one error, not a skip per frame
+        core = EncoderCore(lambda _name: loaded, model=loaded.model_name, quality=quality, effort=effort)
         summary = CompressSummary(
-            str(in_bag), str(out_bag), topic, out_topic, codec.model_name, codec.model_hash, core.quality
+            str(in_bag), str(out_bag), topic, out_topic, codec.model_name, codec.model_hash, core.quality, effort
         )
         skips = SkipLog("compress")
         bpp_sum = 0.0

@@ -10,7 +10,9 @@ unchanged. It never raises for a bad frame: it returns a `Rejection` whose `caus
 * ``bad_image`` - zero size, a step shorter than a row, truncated data, odd width for YUV;
 * ``encode_failed`` - the codec itself failed;
 
-and counts it in `stats`. The model, quality, target bitrate and pixel limit can be changed
+and counts it in `stats`. `effort` > 0 (offline transcoding, e.g. `imgcomp bag compress
+--effort N`) refines each frame's latents at encode time (`Codec.encode`), far too slow for a
+live camera. The model, quality, target bitrate and pixel limit can be changed
 while another thread is encoding: a frame in flight finishes with the settings it started
 with, the next one uses the new ones.
 """
@@ -25,6 +27,7 @@ import numpy as np
 
 from imgcomp.bitstream import MAX_SIDE
 from imgcomp.codec import DEFAULT_MODEL, Codec
+from imgcomp.defaults import check_effort
 from imgcomp.image import (
     DEFAULT_MAX_PIXELS,
     SUPPORTED_ENCODINGS,
@@ -65,7 +68,9 @@ class EncoderCore:
         fps_hint: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         stats: StreamStats | None = None,
+        effort: int = 0,
     ) -> None:
+        self._effort = check_effort(effort)
         self._factory = codec_factory
         self._clock = clock
         self._lock = threading.Lock()  # guards the (codec, rate) pair and the frame counter
@@ -90,6 +95,10 @@ class EncoderCore:
     @property
     def codec(self) -> Codec:
         return self._codec
+
+    @property
+    def effort(self) -> int:
+        return self._effort
 
     @property
     def model_name(self) -> str:
@@ -191,7 +200,7 @@ class EncoderCore:
             codec, rate, number = self._codec, self._rate, self._frame_number
         level = rate.next_quality(now)
         try:
-            payload = codec.encode(array, quality=level, encoding=image.encoding, frame_number=number)
+            payload = codec.encode(array, quality=level, encoding=image.encoding, frame_number=number, effort=self._effort)
         except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the stream
             return self._reject(Rejection(ENCODE_FAILED, f"{type(exc).__name__}: {exc}"))
         rate.update(level, len(payload), now)
