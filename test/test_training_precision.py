@@ -1,5 +1,6 @@
-"""Training precision (`imgcomp train --precision`): bf16 autocast only where no entropy model
-sums likelihoods, and a real training step of a study family under it."""
+"""The GPU session's training knobs: precision (`imgcomp train --precision`: bf16 autocast only
+where no entropy model sums likelihoods, and real training steps under it) and multi-task heads
+that start from their shipped weights (`--init-from`)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,19 @@ def test_a_study_family_trains_under_bf16_autocast(tmp_path, name):
     assert state["step"] == 2 and state["config"]["precision"] == "bf16"
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
     assert all(v.dtype != torch.bfloat16 for v in state["model"].values())  # weights stay float32
+
+
+def test_a_head_starts_from_its_shipped_weights_but_not_its_latent_scale():
+    from imgcomp.multitask.model import HeadConfig, MultiTaskHead
+    from imgcomp.multitask.train import load_head_parameters
+
+    path = REPO / "imgcomp" / "weights" / "multitask" / "multitask-latent.pt"
+    payload = torch.load(path, weights_only=True)
+    torch.manual_seed(1)
+    head = MultiTaskHead(HeadConfig(**payload["head"]))
+    result = load_head_parameters(head, path)
+    assert not result.unexpected_keys and result.missing_keys == ["input_scale"]
+    for name, value in head.state_dict().items():
+        if name != "input_scale":
+            assert torch.equal(value, payload["state_dict"][name].to(value.dtype)), name
+    assert torch.equal(head.input_scale, torch.ones_like(head.input_scale))  # recomputed from the new pack

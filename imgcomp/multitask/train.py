@@ -99,10 +99,11 @@ def validation_losses(model: MultiTaskHead, split: Split, index: np.ndarray, hea
 
 
 def load_head_parameters(model: MultiTaskHead, path: Path) -> object:
-    """Learned parameters of a shipped head file (`export_head`), not its buffers."""
+    """A shipped head file's (`export_head`) weights and normalisation statistics, all but the
+    latent input scale, which belongs to the codec the head learnt from (the caller recomputes it
+    from the new pack)."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    learned = {n for n, _ in model.named_parameters()}
-    state = {k: v.float() for k, v in payload["state_dict"].items() if k in learned}
+    state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items() if k != "input_scale"}
     return torch.nn.Module.load_state_dict(model, state, strict=False)
 
 
