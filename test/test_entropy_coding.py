@@ -86,3 +86,35 @@ def test_tables_follow_the_model_after_update(hyperprior):
         clone.entropy_bottleneck.quantiles.add_(0.5)
     clone.update(force=True)
     assert entropy_coding.closed_tables(clone.entropy_bottleneck).cdfs != before.cdfs
+
+
+def test_phased_decoding_reads_one_string_in_dependent_calls(y_tables):
+    """One `encode` over two phases' symbols; the second phase's indexes are computed from the
+    first phase's decoded values (context modelling), and both come back exactly."""
+    rng = np.random.default_rng(2)
+    first_idx = rng.integers(0, y_tables.count, size=300)
+    first = entropy_coding.clamp_to_tables(rng.integers(-3, 4, size=300), first_idx, y_tables)
+    second_idx = np.abs(first) * 3 % y_tables.count  # depends on the first phase's values
+    second = entropy_coding.clamp_to_tables(rng.integers(-6, 7, size=300), second_idx, y_tables)
+    data = entropy_coding.encode(np.concatenate([first, second]), np.concatenate([first_idx, second_idx]), y_tables)
+    decoder = entropy_coding.PhasedDecoder(data, 600)
+    got_first = decoder.decode(first_idx, y_tables)
+    assert np.array_equal(got_first, first)
+    assert np.array_equal(decoder.decode(np.abs(got_first) * 3 % y_tables.count, y_tables), second)
+    with pytest.raises(BitstreamError, match="more symbols"):
+        decoder.decode(np.zeros(1, dtype=np.int64), y_tables)
+
+
+def test_phased_decoding_is_bounded_on_any_bytes(y_tables):
+    with pytest.raises(BitstreamError, match="longer than"):
+        entropy_coding.PhasedDecoder(b"\xff" * 4096, 16)
+    with pytest.raises(BitstreamError, match="rANS words"):
+        entropy_coding.PhasedDecoder(b"\xff" * 6, 16)
+    rng = np.random.default_rng(3)
+    for fill in (b"\xff", b"\x00", None):
+        data = rng.bytes(64) if fill is None else fill * 64
+        decoder = entropy_coding.PhasedDecoder(data, 5000)
+        for _ in range(5):
+            indexes = rng.integers(0, y_tables.count, size=1000)
+            values = decoder.decode(indexes, y_tables)
+            assert (values >= y_tables.lowest[indexes]).all() and (values <= y_tables.highest[indexes]).all()

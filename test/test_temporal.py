@@ -56,7 +56,7 @@ def test_tables_are_verified_and_named_in_every_pframe(codec, frames):
     assert tables.model_hash == codec.model_hash
     _, out = _encode(codec, frames[:3], 10)
     frame = unpack(out[1].payload)
-    assert frame.header.frame_type == FRAME_PREDICTED and frame.streams[0] == tables.tables_id
+    assert frame.header.frame_type == FRAME_PREDICTED and len(frame.streams) == 1 and frame.streams[0][:8] == tables.tables_id
 
 
 def test_100_frame_group_is_bit_exact_across_backends_threads_dtypes(codec, frames, threads, tmp_path, monkeypatch):
@@ -161,7 +161,7 @@ def test_wrong_stream_and_restart_are_refused(codec, frames):
         forged = pack_fields(Frame(dataclasses.replace(frame.header, **change), frame.streams))
         with pytest.raises(BitstreamError):
             dec.decode_latent(forged)
-    forged = pack_fields(Frame(frame.header, (b"\x00" * 8,) + frame.streams[1:]))
+    forged = pack_fields(Frame(frame.header, (b"\x00" * 8 + frame.streams[0][8:],)))
     with pytest.raises(BitstreamError, match="temporal tables"):
         dec.decode_latent(forged)
 
@@ -194,17 +194,17 @@ CHILD = textwrap.dedent(
     for i in range(int(sys.argv[1])):
         dec = StreamDecoder(codec)
         dec.decode_latent(key)
-        flags, res = real.streams[1], real.streams[2]
+        tables_id, string = real.streams[0][:8], real.streams[0][8:]
         choice = i % 4
         if choice == 0:
-            flags = bytes(rng.getrandbits(8) for _ in range(len(flags)))
+            string = bytes(rng.getrandbits(8) for _ in range(len(string)))
         elif choice == 1:
-            res = bytes(rng.getrandbits(8) for _ in range(4 * rng.randint(0, 200)))
+            string = bytes(rng.getrandbits(8) for _ in range(4 * rng.randint(0, 200)))
         elif choice == 2:
-            flags, res = b"\\xff" * len(flags), b"\\xff" * 4 * rng.randint(2, 3000)
+            string = b"\\xff" * 4 * rng.randint(2, 3000)
         else:
-            flags = bytes(4 * rng.randint(0, 5))
-        payload = pack_fields(Frame(real.header, (real.streams[0], flags, res)))
+            string = bytes(4 * rng.randint(0, 5))
+        payload = pack_fields(Frame(real.header, (tables_id + string,)))
         try:
             out = dec.decode(payload)
             ok = out is not None and out.shape == frames[1].shape and np.abs(dec._ref.y_hat).max() <= LATENT_LIMIT
@@ -225,3 +225,43 @@ def test_forged_pframes_are_refused_or_decoded_without_crash():
     proc = subprocess.run([sys.executable, "-W", "ignore", "-c", CHILD, "40"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
     assert "decoded" in proc.stdout and "refused" in proc.stdout
+
+
+def test_tables_of_another_format_are_refused(tmp_path):
+    """Tables written for the first P-frame format (per-(channel, bucket) tables, no format field)
+    are refused with a message that names the format, not misread."""
+    import io
+    import json
+
+    from imgcomp.temporal.tables import TemporalTables
+
+    buf = io.BytesIO()
+    meta = {"model_hash": "0" * 16, "block": 2, "bucket_edges": [1, 2, 3, 5, 9], "levels": 1}
+    np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), radius0=np.array([16]))
+    with pytest.raises(ValueError, match="format 1"):
+        TemporalTables.from_bytes(buf.getvalue())
+    shipped = load_tables(MODEL)
+    again = TemporalTables.from_bytes(shipped.to_bytes())
+    lt, back = shipped.level(3), again.level(3)
+    assert np.array_equal(lt.residual_freqs, back.residual_freqs) and np.array_equal(lt.context_map, back.context_map)
+    assert again.layout == shipped.layout
+
+
+def test_context_quantisation_backs_off_to_the_parent():
+    """Each context goes to the shared table that codes it best; a context never seen in training
+    takes its channel-and-bucket parent's table, not an arbitrary one."""
+    from imgcomp.temporal.tables import BUCKETS, Layout
+    from imgcomp.training.temporal import quantise_contexts
+
+    m, symbols = 2, 5
+    per_channel = Layout().contexts_per_channel
+    counts = np.zeros((m * per_channel, symbols))
+    peaked, flat = np.array([1, 2, 200, 2, 1.0]), np.array([40, 40, 40, 40, 40.0])
+    counts[0:per_channel // BUCKETS] = peaked  # channel 0, bucket 0: all its contexts peaked
+    counts[per_channel : per_channel + per_channel // BUCKETS - 1] = flat  # channel 1, bucket 0, but its last context unseen
+    context_map, freqs = quantise_contexts(counts, m, 4)
+    assert freqs.shape == (4, symbols)
+    peaked_table, flat_table = context_map[0], context_map[per_channel]
+    assert peaked_table != flat_table
+    assert freqs[peaked_table].argmax() == 2 and freqs[flat_table].max() < 2 * freqs[flat_table].min()
+    assert context_map[per_channel + per_channel // BUCKETS - 1] == flat_table

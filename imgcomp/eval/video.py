@@ -1,15 +1,25 @@
 """`imgcomp bench-video`: temporal mode on vtest.avi beside our intra mode and real libx264.
 
-Rates are exact for every frame (every payload is produced). Quality (PSNR, MS-SSIM) is measured
-on every `--psnr-every`-th frame, rendered from the encoder's latent (bit-identical to what a
-StreamDecoder recovers: test/test_temporal.py). Timings: full StreamEncoder.encode and
-StreamDecoder.decode per frame at one level. Loss: the decoder's rule (a P-frame is shown only
-if its whole chain back to the key frame arrived) over random 1 % drops.
+Rates are exact for every frame (every payload is produced, container included). Quality (PSNR,
+MS-SSIM) is measured on every `--psnr-every`-th frame (a stride coprime with every keyframe
+interval, so that key and P-frames are sampled in their true proportion), rendered from the
+encoder's latent (bit-identical to what a StreamDecoder recovers: test/test_temporal.py).
+
+x264 runs with `-preset veryfast -tune zerolatency` three ways: its default GOP (keyint 250, so
+at most one I-frame in a short clip), `-g K` for each of our keyframe intervals K (like for like:
+an I-frame every K frames, as a receiver that joins or loses a frame needs), and intra only.
+
+Timings: StreamEncoder.encode and StreamDecoder.decode per frame at one level, the intra and the
+temporal encoder interleaved frame by frame on the same frames (same size, same threads, same
+load). Loss: the decoder's rule (a P-frame is shown only if its whole chain back to the key
+frame arrived) over random 1 % drops.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import subprocess
 import tempfile
 import time
@@ -19,22 +29,27 @@ import cv2
 import numpy as np
 import torch
 
+from imgcomp.bitstream import unpack
 from imgcomp.codec import Codec
 from imgcomp.eval.rd import RDPoint, bd_rate
 from imgcomp.metrics import ms_ssim_index, psnr
 from imgcomp.padding import pad_to_multiple
 from imgcomp.temporal.stream import StreamDecoder, StreamEncoder, synthesise
+from imgcomp.temporal.tables import TemporalTables
 from imgcomp.video import read_video
 
+X264_DEFAULT_GOP = 250  # libx264's keyint when -g is not given
 
-def _ffmpeg_x264(frames: list[np.ndarray], crf: int, intra: bool, fps: float) -> tuple[int, list[np.ndarray]]:
+
+def _ffmpeg_x264(frames: list[np.ndarray], crf: int, gop: int | None, fps: float) -> tuple[int, list[np.ndarray]]:
+    """Bytes and decoded frames of libx264 veryfast zerolatency at `crf`; `gop`: -g (None: x264's default)."""
     h, w = frames[0].shape[:2]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "v.h264"
         cmd = ["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(fps), "-i", "-",
                "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-crf", str(crf), "-pix_fmt", "yuv420p"]
-        if intra:
-            cmd += ["-g", "1"]
+        if gop is not None:
+            cmd += ["-g", str(gop)]
         subprocess.run(cmd + [str(out)], input=b"".join(f.tobytes() for f in frames), check=True)
         size = out.stat().st_size
         raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(out), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
@@ -62,10 +77,39 @@ def _pcts(ms: list[float]) -> dict:
     return {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)), "n": len(ms)}
 
 
+def _x264_name(gop: int | None) -> str:
+    return "x264 zerolatency" if gop is None else ("x264 intra" if gop == 1 else f"x264 zerolatency -g {gop}")
+
+
+def _variants(intervals: list[int], tables: list[Path], multipliers: list[float], rd_ablation: bool) -> list[dict]:
+    """Our configurations: intra, P at each interval, P at 10 without RD, and the kf=10 variants
+    asked for (other tables files, other RD multipliers), each compared with plain P kf=10."""
+    out = [{"name": "intra", "k": 1}] + [{"name": f"P kf={k}", "k": k} for k in intervals if k != 1]
+    out.append({"name": "P kf=10 no-RD", "k": 10, "rd": False})
+    out += [{"name": f"P kf=10 [{p.stem}]", "k": 10, "tables": TemporalTables.from_bytes(p.read_bytes())} for p in tables]
+    out += [{"name": f"P kf=10 lambda x{m:g}", "k": 10, "rd_multiplier": m} for m in multipliers]
+    if rd_ablation:
+        out.append({"name": "P kf=10 no position zeroing", "k": 10, "zero_positions": False})
+    return out
+
+
+def _container_bytes(payload: bytes) -> int:
+    """Bytes of a payload that are not entropy-coded strings (header, lengths, CRC, tables id)."""
+    frame = unpack(payload)
+    id_bytes = 8 if frame.header.frame_type else 0
+    return len(payload) - sum(len(s) for s in frame.streams) + id_bytes
+
+
 def run_video_bench(video: Path, out: Path, frames_n: int, scale: float, levels: list[int], intervals: list[int],
-                    crfs: list[int], psnr_every: int, timing_frames: int, model: str = "hyperprior-mse") -> dict:
+                    crfs: list[int], psnr_every: int, timing_frames: int, model: str = "hyperprior-mse",
+                    tables: list[Path] = (), multipliers: list[float] = (), rd_ablation: bool = False) -> dict:
+    shared = [k for k in intervals if k > 1 and math.gcd(k, psnr_every) > 1]
+    if shared:
+        raise ValueError(f"--psnr-every {psnr_every} shares a factor with keyframe interval(s) {shared}: "
+                         "quality would be sampled on key frames only; take a stride coprime with every interval")
     torch.set_num_threads(2)
     t_start = time.perf_counter()
+    load_start = os.getloadavg()
     frames, fps = read_video(video, frames_n)
     if scale != 1.0:
         frames = [cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) for f in frames]
@@ -79,7 +123,7 @@ def run_video_bench(video: Path, out: Path, frames_n: int, scale: float, levels:
         g = [net.g_a(pad_to_multiple(codec._to_tensor(f), net.downsampling)[0]) for f in frames]
     curves: dict[str, list[RDPoint]] = {}
     rows = []
-    configs = [("intra", 1, True)] + [(f"P kf={k}", k, True) for k in intervals if k != 1] + [("P kf=10 no-RD", 10, False)]
+    configs = _variants(intervals, list(tables), list(multipliers), rd_ablation)
     for level in levels:
         gain = net._gains(level - 1, 1)[0]
         yz = []
@@ -87,16 +131,17 @@ def run_video_bench(video: Path, out: Path, frames_n: int, scale: float, levels:
             for gi in g:
                 y = gi * gain
                 yz.append((y, net.hyper_analyse(y)))
-        for name, k, rd in configs:
-            enc = StreamEncoder(codec, keyframe_interval=k, rd=rd)
-            sizes, keys, lat = [], [], {}
-            coding_ms = []
+        for cfg in configs:
+            name = cfg["name"]
+            enc = StreamEncoder(codec, keyframe_interval=cfg["k"], rd=cfg.get("rd", True), tables=cfg.get("tables"),
+                                rd_multiplier=cfg.get("rd_multiplier", 1.0), zero_positions=cfg.get("zero_positions", True))
+            sizes, keys, lat, container = [], [], {}, []
             for t, (y, z) in enumerate(yz):
-                t0 = time.perf_counter()
                 e = enc.encode_analysed(y, z, level, h, w, 3, "rgb8")
-                coding_ms.append(1e3 * (time.perf_counter() - t0))
                 sizes.append(len(e.payload))
                 keys.append(e.keyframe)
+                if not e.keyframe:
+                    container.append(_container_bytes(e.payload))
                 if t in idx:
                     lat[t] = e.y_hat
             header = type("H", (), {"height": h, "width": w, "quality": level, "channels": 3})
@@ -106,50 +151,42 @@ def run_video_bench(video: Path, out: Path, frames_n: int, scale: float, levels:
             row = {"codec": name, "level": level, "bpp": bpp, "psnr": p, "ms_ssim": m, "keyframes": int(np.sum(keys)),
                    "p_frame_bpp": 8 * float(np.mean([s for s, kf in zip(sizes, keys) if not kf] or [0])) / pixels,
                    "key_bpp": 8 * float(np.mean([s for s, kf in zip(sizes, keys) if kf])) / pixels,
-                   "coding_ms_p50": float(np.median(coding_ms)),
+                   "p_container_bytes": float(np.mean(container)) if container else 0.0,
                    "shown_at_1pct_drop": _shown_fraction(np.array(keys), 0.01, 200, np.random.default_rng(level))}
             rows.append(row)
             curves.setdefault(name, []).append(RDPoint(name, level, bpp, p, m))
             print(json.dumps(row), flush=True)
-    for intra in (False, True):
-        name = "x264 intra" if intra else "x264 zerolatency"
+    gops = [None] + [k for k in intervals if k > 1] + [1]
+    for gop in gops:
+        name = _x264_name(gop)
         for crf in crfs:
-            size, dec = _ffmpeg_x264(frames, crf, intra, fps)
+            size, dec = _ffmpeg_x264(frames, crf, gop, fps)
             p, m = _quality(frames, dec, idx)
-            keys = np.ones(n, bool) if intra else (np.arange(n) % 250 == 0)
-            row = {"codec": name, "crf": crf, "bpp": 8 * size / (n * pixels), "psnr": p, "ms_ssim": m,
+            keys = np.arange(n) % (gop or X264_DEFAULT_GOP) == 0
+            row = {"codec": name, "crf": crf, "gop": gop or X264_DEFAULT_GOP, "bpp": 8 * size / (n * pixels), "psnr": p, "ms_ssim": m,
                    "shown_at_1pct_drop": _shown_fraction(keys, 0.01, 200, np.random.default_rng(crf))}
             rows.append(row)
             curves.setdefault(name, []).append(RDPoint(name, crf, row["bpp"], p, m))
             print(json.dumps(row), flush=True)
-    # end-to-end timings at one level: StreamEncoder.encode and StreamDecoder.decode per frame
-    timing = {}
-    tl = levels[len(levels) // 2]
-    for name, k in (("intra", 1), ("P kf=10", 10)):
-        enc, dec = StreamEncoder(codec, keyframe_interval=k), StreamDecoder(codec)
-        e_ms = {"key": [], "P": []}
-        d_ms = {"key": [], "P": []}
-        for f in frames[:timing_frames]:
-            t0 = time.perf_counter()
-            e = enc.encode(f, quality=tl)
-            t1 = time.perf_counter()
-            img = dec.decode(e.payload)
-            t2 = time.perf_counter()
-            assert img is not None
-            kind = "key" if e.keyframe else "P"
-            e_ms[kind].append(1e3 * (t1 - t0))
-            d_ms[kind].append(1e3 * (t2 - t1))
-        timing[name] = {f"encode_{kk}": _pcts(v) for kk, v in e_ms.items() if v} | {f"decode_{kk}": _pcts(v) for kk, v in d_ms.items() if v}
+    timing = _timings(codec, frames[:timing_frames], levels[len(levels) // 2])
     bd = {}
-    for name in curves:
-        if name == "intra":
-            continue
-        bd[name] = {"vs intra psnr": bd_rate(curves["intra"], curves[name], "psnr"),
-                    "vs x264 zerolatency psnr": bd_rate(curves["x264 zerolatency"], curves[name], "psnr"),
-                    "vs intra ms-ssim": bd_rate(curves["intra"], curves[name], "ms-ssim")}
+    for cfg in configs[1:] + [{"name": _x264_name(gop)} for gop in gops]:
+        name = cfg["name"]
+        b = {"vs intra psnr": bd_rate(curves["intra"], curves[name], "psnr"),
+             "vs x264 zerolatency psnr": bd_rate(curves["x264 zerolatency"], curves[name], "psnr"),
+             "vs intra ms-ssim": bd_rate(curves["intra"], curves[name], "ms-ssim")}
+        k = cfg.get("k")
+        if k and _x264_name(k) in curves:
+            b["vs x264 same GOP psnr"] = bd_rate(curves[_x264_name(k)], curves[name], "psnr")
+            b["same GOP"] = k
+        if "P kf=10" in curves and name.startswith("P kf=10 ") and name != "P kf=10":
+            b["vs P kf=10 psnr"] = bd_rate(curves["P kf=10"], curves[name], "psnr")
+        bd[name] = b
     result = {"video": str(video), "frames": n, "size": [w, h], "scale": scale, "fps": fps, "levels": levels,
-              "psnr_every": psnr_every, "timing_level": tl, "timing_frames": timing_frames, "rows": rows, "bd_rate_percent": bd,
-              "timing_ms": timing, "seconds": round(time.perf_counter() - t_start, 1)}
+              "psnr_every": psnr_every, "timing_level": levels[len(levels) // 2], "timing_frames": timing_frames, "rows": rows,
+              "bd_rate_percent": bd, "timing_ms": timing, "seconds": round(time.perf_counter() - t_start, 1),
+              "load_average": {"start": [round(v, 2) for v in load_start], "end": [round(v, 2) for v in os.getloadavg()]},
+              "tables": {cfg["name"]: cfg["tables"].tables_id.hex() for cfg in configs if "tables" in cfg}}
     out.mkdir(parents=True, exist_ok=True)
     (out / "video.json").write_text(json.dumps(result, indent=1))
     (out / "video.md").write_text(markdown(result))
@@ -157,24 +194,61 @@ def run_video_bench(video: Path, out: Path, frames_n: int, scale: float, levels:
     return result
 
 
+def _timings(codec: Codec, frames: list[np.ndarray], level: int) -> dict:
+    """Per-frame ms of StreamEncoder.encode and StreamDecoder.decode, intra (keyframe_interval 0)
+    and temporal (10), interleaved frame by frame so that both see the same frames and load."""
+    coders = {"intra": (StreamEncoder(codec, keyframe_interval=0), StreamDecoder(codec)),
+              "P kf=10": (StreamEncoder(codec, keyframe_interval=10), StreamDecoder(codec))}
+    ms: dict[str, dict[str, list[float]]] = {name: {} for name in coders}
+    for f in frames:
+        for name, (enc, dec) in coders.items():
+            t0 = time.perf_counter()
+            e = enc.encode(f, quality=level)
+            t1 = time.perf_counter()
+            img = dec.decode(e.payload)
+            t2 = time.perf_counter()
+            assert img is not None
+            kind = "key" if e.keyframe else "P"
+            ms[name].setdefault(f"encode_{kind}", []).append(1e3 * (t1 - t0))
+            ms[name].setdefault(f"decode_{kind}", []).append(1e3 * (t2 - t1))
+    timing = {name: {k: _pcts(v) for k, v in d.items()} for name, d in ms.items()}
+    if "encode_P" in timing["P kf=10"]:
+        timing["P / intra (p50)"] = {op: timing["P kf=10"][f"{op}_P"]["p50"] / timing["intra"][f"{op}_key"]["p50"] for op in ("encode", "decode")}
+    return timing
+
+
 def markdown(r: dict) -> str:
+    load = r.get("load_average", {})
     lines = [f"# bench-video: {Path(r['video']).name}, {r['frames']} frames at {r['size'][0]}x{r['size'][1]}",
-             "", f"Quality on every {r['psnr_every']}-th frame; rates over all frames. Run took {r['seconds']} s.", "",
-             "| codec | level/crf | bpp | PSNR dB | MS-SSIM | key frames | P bpp | shown @1% drop |", "|---|---|---|---|---|---|---|---|"]
+             "", f"Quality on every {r['psnr_every']}-th frame; rates over all frames (whole payloads). Run took {r['seconds']} s; "
+             f"load average {load.get('start', ['?'])[0]} at the start, {load.get('end', ['?'])[0]} at the end (2 cores).", "",
+             "| codec | level/crf | bpp | PSNR dB | MS-SSIM | key frames | P bpp | P container B | shown @1% drop |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in r["rows"]:
         lines.append(f"| {row['codec']} | {row.get('level', row.get('crf'))} | {row['bpp']:.4f} | {row['psnr']:.2f} | {row['ms_ssim']:.4f} | "
-                     f"{row.get('keyframes', '')} | {row.get('p_frame_bpp', float('nan')):.4f} | {row['shown_at_1pct_drop']:.3f} |")
-    lines += ["", "## BD-rate (%)", "", "| codec | vs intra (PSNR) | vs x264 zerolatency (PSNR) | vs intra (MS-SSIM) |", "|---|---|---|---|"]
+                     f"{row.get('keyframes', '')} | {row.get('p_frame_bpp', float('nan')):.4f} | "
+                     f"{row.get('p_container_bytes', float('nan')):.0f} | {row['shown_at_1pct_drop']:.3f} |")
+    lines += ["", "## BD-rate (%)", "",
+              "x264 zerolatency: its default GOP (keyint 250); same GOP: x264 with `-g` equal to the row's keyframe interval.", "",
+              "| codec | vs intra (PSNR) | vs x264 zerolatency (PSNR) | vs x264 same GOP (PSNR) | vs P kf=10 (PSNR) | vs intra (MS-SSIM) |",
+              "|---|---|---|---|---|---|"]
     fmt = lambda v: "n/a" if v is None else f"{v:+.1f}"  # noqa: E731
     for name, b in r["bd_rate_percent"].items():
-        lines.append(f"| {name} | {fmt(b['vs intra psnr'])} | {fmt(b['vs x264 zerolatency psnr'])} | {fmt(b['vs intra ms-ssim'])} |")
-    lines += ["", f"## Timings (ms, level {r['timing_level']}, first {r['timing_frames']} frames, 2 threads, CPU)", "",
+        same = f"{fmt(b['vs x264 same GOP psnr'])} (-g {b['same GOP']})" if "same GOP" in b else ""
+        lines.append(f"| {name} | {fmt(b['vs intra psnr'])} | {fmt(b['vs x264 zerolatency psnr'])} | {same} | "
+                     f"{fmt(b['vs P kf=10 psnr']) if 'vs P kf=10 psnr' in b else ''} | {fmt(b['vs intra ms-ssim'])} |")
+    lines += ["", f"## Timings (ms, level {r['timing_level']}, first {r['timing_frames']} frames, intra and P interleaved, 2 threads, CPU)", "",
               "| mode | kind | encode p50 | encode p95 | decode p50 | decode p95 |", "|---|---|---|---|---|---|"]
     for name, t in r["timing_ms"].items():
+        if name == "P / intra (p50)":
+            continue
         for kind in ("key", "P"):
             if f"encode_{kind}" in t:
                 e, d = t[f"encode_{kind}"], t[f"decode_{kind}"]
                 lines.append(f"| {name} | {kind} | {e['p50']:.0f} | {e['p95']:.0f} | {d['p50']:.0f} | {d['p95']:.0f} |")
+    if "P / intra (p50)" in r["timing_ms"]:
+        ratio = r["timing_ms"]["P / intra (p50)"]
+        lines += ["", f"P-frame / intra frame (p50): encode {ratio['encode']:.2f}x, decode {ratio['decode']:.2f}x (bar: at most 1.15x)."]
     return "\n".join(lines) + "\n"
 
 
@@ -207,10 +281,16 @@ def add_arguments(p) -> None:
     p.add_argument("--crfs", type=int, nargs="+", default=[20, 24, 28, 32, 36, 40])
     p.add_argument("--psnr-every", type=int, default=1)
     p.add_argument("--timing-frames", type=int, default=30)
+    p.add_argument("--tables", type=Path, nargs="*", default=[],
+                   help="other temporal tables files (python -m imgcomp.training.temporal --out) to compare at keyframe interval 10")
+    p.add_argument("--rd-multipliers", type=float, nargs="*", default=[],
+                   help="other multipliers of the encoder's RD lambda to compare at keyframe interval 10")
+    p.add_argument("--rd-ablation", action="store_true", help="add keyframe interval 10 without the encoder's position zeroing")
 
 
 def run_from_args(a) -> int:
-    r = run_video_bench(a.video, a.out, a.frames, a.scale, a.levels, a.intervals, a.crfs, a.psnr_every, a.timing_frames)
+    r = run_video_bench(a.video, a.out, a.frames, a.scale, a.levels, a.intervals, a.crfs, a.psnr_every, a.timing_frames,
+                        tables=a.tables, multipliers=a.rd_multipliers, rd_ablation=a.rd_ablation)
     print(markdown(r))
     return 0
 

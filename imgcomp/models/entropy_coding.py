@@ -164,3 +164,34 @@ def decode(data: bytes, indexes: np.ndarray, tables: ClosedTables) -> np.ndarray
     values = RansDecoder().decode_with_indexes(padded, flat_indexes.astype(np.int32).tolist(), tables.cdfs, tables.sizes, tables.offsets)
     # array.array reads a list of ints faster than np.asarray does
     return np.frombuffer(array.array("i", values), dtype=np.int32).reshape(np.shape(indexes))
+
+
+class PhasedDecoder:
+    """One rANS string decoded in successive calls, each with tables and indexes that may depend on
+    the values decoded before (context modelling), for strings written by one `encode` call over
+    all the phases' symbols in order.
+
+    `max_symbols` bounds the symbols of all calls together: the string is zero-padded for that many
+    (the read bound of the module docstring, summed over the calls), and a call that would decode
+    more raises BitstreamError, so no bytes can make the native decoder read outside its copy."""
+
+    def __init__(self, data: bytes, max_symbols: int) -> None:
+        if len(data) < 2 * _WORD or len(data) % _WORD:
+            raise BitstreamError(f"entropy-coded string of {len(data)} bytes is not a whole number of rANS words (at least 2)")
+        if len(data) > max_string_bytes(max_symbols):
+            raise BitstreamError(f"entropy-coded string of {len(data)} bytes is longer than {max_symbols} symbols can need")
+        readable = _WORD * (max_symbols + 3)
+        self._left = max_symbols
+        self._decoder = RansDecoder()
+        self._decoder.set_stream(bytes(data) + bytes(max(0, readable - len(data))))
+
+    def decode(self, indexes: np.ndarray, tables: ClosedTables) -> np.ndarray:
+        """The next `indexes.size` values (int32, shape of `indexes`), each within its table's range."""
+        flat_indexes = _checked_indexes(indexes, tables)
+        if flat_indexes.size > self._left:
+            raise BitstreamError(f"{flat_indexes.size} more symbols asked of a string sized for {self._left} more")
+        self._left -= flat_indexes.size
+        if flat_indexes.size == 0:
+            return np.zeros(np.shape(indexes), dtype=np.int32)
+        values = self._decoder.decode_stream(flat_indexes.astype(np.int32).tolist(), tables.cdfs, tables.sizes, tables.offsets)
+        return np.asarray(values, dtype=np.int32).reshape(np.shape(indexes))

@@ -1,8 +1,11 @@
 """Coding one latent P-frame against its reference (see `imgcomp.temporal.tables`).
 
-Encoder and decoder share `_layout` and the table indexes, all computed from integers; the
+Encoder and decoder share the context functions below, all computed from integers; the
 encoder's rate-distortion choices (which blocks to skip, which residuals to zero or shrink) use
 floats but are invisible to the decoder, which only ever sees the integers they produced.
+
+Symbol order in the one rANS string: the block flags (raster order), then for each channel group
+the residuals of the changed blocks, channel by channel (ascending), each in raster order.
 """
 
 from __future__ import annotations
@@ -11,131 +14,236 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imgcomp.bitstream import BitstreamError
 from imgcomp.models import entropy_coding
-from imgcomp.temporal.tables import BLOCK, FLAG_CONTEXTS, LATENT_LIMIT, LevelTables
+from imgcomp.temporal.tables import (
+    ACTIVITIES,
+    ACTIVITY_EDGES,
+    BUCKETS,
+    HISTORIES,
+    HISTORY_EDGES,
+    LATENT_LIMIT,
+    NEIGHBOUR_EDGES,
+    NEIGHBOURS,
+    Layout,
+    LevelTables,
+    bucket,
+)
 
 
-def block_grid(height: int, width: int) -> tuple[int, int]:
-    return -(-height // BLOCK), -(-width // BLOCK)
+@dataclass(frozen=True)
+class History:
+    """What a P-frame leaves to the next one's contexts (encoder and decoder alike)."""
+
+    flags: np.ndarray  # int64 (Hb * Wb,): the changed flags
+    nonzero: np.ndarray  # int64 (H, W): nonzero residuals per position, all channels
 
 
-def block_of(shape: tuple[int, int, int]) -> np.ndarray:
-    """(H, W) -> flat block number of every latent position."""
+def block_grid(height: int, width: int, block: int) -> tuple[int, int]:
+    return -(-height // block), -(-width // block)
+
+
+def block_of(shape: tuple[int, int, int], block: int) -> np.ndarray:
+    """(M, H, W) -> (H, W): flat block number of every latent position."""
     _, h, w = shape
-    _, wb = block_grid(h, w)
-    return (np.arange(h)[:, None] // BLOCK) * wb + (np.arange(w)[None, :] // BLOCK)
+    _, wb = block_grid(h, w, block)
+    return (np.arange(h)[:, None] // block) * wb + (np.arange(w)[None, :] // block)
 
 
-def _block_sum(values: np.ndarray) -> np.ndarray:
-    """(M, H, W) -> (Hb * Wb,) sums over each block and all channels."""
-    m, h, w = values.shape
-    hb, wb = block_grid(h, w)
-    padded = np.zeros((m, hb * BLOCK, wb * BLOCK), dtype=values.dtype)
-    padded[:, :h, :w] = values
-    return padded.reshape(m, hb, BLOCK, wb, BLOCK).sum(axis=(0, 2, 4)).reshape(-1)
+def _block_sum(values: np.ndarray, block: int) -> np.ndarray:
+    """(H, W) -> (Hb * Wb,) sums over each block."""
+    h, w = values.shape
+    hb, wb = block_grid(h, w, block)
+    padded = np.zeros((hb * block, wb * block), dtype=values.dtype)
+    padded[:h, :w] = values
+    return padded.reshape(hb, block, wb, block).sum(axis=(1, 3)).reshape(-1)
 
 
-def _flag_contexts(previous_flags: np.ndarray | None, blocks: int) -> np.ndarray:
-    if previous_flags is None:
-        return np.full(blocks, FLAG_CONTEXTS - 1, dtype=np.int64)
-    return previous_flags.astype(np.int64).reshape(-1)
+def _edges(values: np.ndarray, edges: tuple[int, ...]) -> np.ndarray:
+    return np.searchsorted(np.asarray(edges), values, side="right").astype(np.int64)
 
 
-def _encode(values: np.ndarray, indexes: np.ndarray, tables: entropy_coding.ClosedTables) -> bytes:
-    if values.size == 0:
-        return b""
-    if values.size == 1:  # a rANS string needs two symbols: pad with the table's lowest value
-        values = np.append(values, tables.lowest[0])
-        indexes = np.append(indexes, 0)
-    return entropy_coding.encode(values, indexes, tables)
+def flag_contexts(history: History | None, shape: tuple[int, int, int], layout: Layout) -> np.ndarray:
+    """Table index of each block flag: previous co-located flag (2 after a key frame) x how many
+    of its 8 neighbours changed in the previous frame."""
+    hb, wb = block_grid(shape[1], shape[2], layout.block)
+    if history is None:
+        return np.full(hb * wb, 2 * NEIGHBOURS, dtype=np.int64)
+    flags = history.flags.reshape(hb, wb)
+    if not layout.neighbours:
+        return flags.reshape(-1) * NEIGHBOURS
+    padded = np.pad(flags, 1)
+    around = sum(padded[1 + dy : 1 + dy + hb, 1 + dx : 1 + dx + wb] for dy in (-1, 0, 1) for dx in (-1, 0, 1)) - flags
+    return (flags * NEIGHBOURS + _edges(around, NEIGHBOUR_EDGES)).reshape(-1)
 
 
-def _decode(data: bytes, indexes: np.ndarray, tables: entropy_coding.ClosedTables, what: str) -> np.ndarray:
-    if indexes.size == 0:
-        if data:
-            raise BitstreamError(f"{what}: {len(data)} bytes where nothing is coded")
-        return np.zeros(0, dtype=np.int64)
-    padded = np.append(indexes, 0) if indexes.size == 1 else indexes
-    return entropy_coding.decode(data, padded, tables)[: indexes.size].astype(np.int64)
+def history_contexts(history: History | None, shape: tuple[int, int, int], layout: Layout) -> np.ndarray:
+    """(H, W) history value of each position: the previous P-frame's nonzero count, bucketed."""
+    if not layout.history:
+        return np.zeros(shape[1:], dtype=np.int64)
+    if history is None:
+        return np.full(shape[1:], HISTORIES - 1, dtype=np.int64)
+    return _edges(history.nonzero, HISTORY_EDGES)
+
+
+def residual_contexts(reference: np.ndarray, channels: np.ndarray, group: int, histories: np.ndarray,
+                      earlier: np.ndarray) -> np.ndarray:
+    """Context ids (len(channels), H, W) of the residuals of one channel group; `earlier` (H, W)
+    counts the nonzero residuals of the groups before it at each position."""
+    activity = _edges(earlier // group, ACTIVITY_EDGES) if group else np.zeros_like(earlier)
+    b = bucket(reference[channels])
+    return ((channels[:, None, None] * BUCKETS + b) * HISTORIES + histories) * ACTIVITIES + activity
+
+
+def _signs(reference: np.ndarray, layout: Layout) -> np.ndarray | int:
+    return np.where(reference < 0, -1, 1) if layout.sign_flip else 1
 
 
 @dataclass
 class PFrame:
-    flags_string: bytes
-    residual_string: bytes
+    string: bytes  # the one rANS string: flags, then the residuals group by group
     y_hat: np.ndarray  # int64 (M, H, W): the decoder's reconstruction
-    flags: np.ndarray  # int64 (Hb * Wb,)
+    history: History  # what the next P-frame's contexts use
     distortion: float  # sum of lambda * w_c * (y - y_hat)^2, in bits (the RD cost's distortion term)
     coded: int  # residual elements coded
+    flag_contexts: np.ndarray  # the flags' table indexes (for the trainer's counts)
+    residual_contexts: np.ndarray  # context id of every coded residual, in string order
+    residual_symbols: np.ndarray  # its symbol (sign-flipped residual), in string order
 
 
 def encode_pframe(
     y: np.ndarray,
     reference: np.ndarray,
-    previous_flags: np.ndarray | None,
+    history: History | None,
     tables: LevelTables,
     lam: float,
     rd: bool = True,
+    zero_positions: bool = True,
 ) -> PFrame:
     """y: float latent (M, H, W); reference: decoded int latent of the previous frame.
 
     `lam` converts the distortion proxy (pixel SSE, 0..1 units) to bits. With `rd`, each element's
-    residual is the cheapest of {round, round shrunk by one, 0} in bits + lam * distortion, and a
-    block is skipped when that is cheaper than coding it; without, every nonzero rounded residual is
-    coded and only all-zero blocks are skipped."""
+    residual is the cheapest of {round, round shrunk by one, 0} in bits + lam * distortion (group
+    by group, so each sees the contexts the earlier groups' choices give it); with
+    `zero_positions`, a position whose residuals cost more than they save is zeroed whole (its
+    zeros are cheap in every group then); a block is skipped when that is cheaper than coding it.
+    Without `rd`, every nonzero rounded residual is coded and only all-zero blocks are skipped."""
+    layout = tables.layout
     y = np.asarray(y, dtype=np.float64)
     reference = np.asarray(reference, dtype=np.int64)
     r = tables.radius
-    contexts = tables.contexts(reference)
     diff = y - reference
     target = np.clip(np.round(y), -LATENT_LIMIT, LATENT_LIMIT) - reference
     rounded = np.clip(target, -r, r).astype(np.int64)
+    sign = _signs(reference, layout)
     weight = (lam * tables.weights)[:, None, None]
-    blocks = _block_sum(np.zeros_like(diff)).size
-    flag_ctx = _flag_contexts(previous_flags, blocks)
+    fctx = flag_contexts(history, y.shape, layout)
+    hist = history_contexts(history, y.shape, layout)
+    keep_cost = weight * diff**2  # the distortion of a zero residual
+    values = np.zeros_like(rounded)
+    contexts = np.zeros_like(rounded)
+    cost = np.zeros(y.shape, dtype=np.float64)
+    earlier = np.zeros(y.shape[1:], dtype=np.int64)
+    for group, channels in enumerate(tables.groups):
+        ctx = residual_contexts(reference, channels, group, hist, earlier)
+        table = tables.context_map[ctx]
+        s = sign if np.isscalar(sign) else sign[channels]
+        if rd:
+            best, best_cost = None, None
+            cand0 = rounded[channels]
+            for cand in (cand0, cand0 - np.sign(cand0), np.zeros_like(cand0)):
+                c = tables.residual_bits[table, cand * s + r] + weight[channels] * (diff[channels] - cand) ** 2
+                if best is None:
+                    best, best_cost = cand.copy(), c
+                else:
+                    better = c < best_cost
+                    best[better], best_cost[better] = cand[better], c[better]
+        else:
+            best = rounded[channels]
+            best_cost = tables.residual_bits[table, best * s + r]
+        values[channels], contexts[channels], cost[channels] = best, ctx, best_cost
+        earlier = earlier + (best != 0).sum(0)
+    if rd and zero_positions:
+        zero_cost = _zero_column_cost(reference, tables, hist, keep_cost)
+        zeroed = zero_cost < cost.sum(0)
+        if zeroed.any():
+            values[:, zeroed] = 0
+            cost[:, zeroed] = zero_cost[zeroed] / y.shape[0]
     if rd:
-        shrunk = rounded - np.sign(rounded)
-        best, best_cost = None, None
-        for cand in (rounded, shrunk, np.zeros_like(rounded)):
-            cost = tables.residual_bits[contexts, cand + r] + weight * (diff - cand) ** 2
-            if best is None:
-                best, best_cost = cand.copy(), cost
-            else:
-                better = cost < best_cost
-                best[better], best_cost[better] = cand[better], cost[better]
-        code_cost = _block_sum(best_cost) + tables.flag_bits[flag_ctx, 1]
-        skip_cost = _block_sum(weight * diff**2) + tables.flag_bits[flag_ctx, 0]
-        flags = (code_cost < skip_cost).astype(np.int64)
-        values = best
+        code = _block_sum(cost.sum(0), layout.block) + tables.flag_bits[fctx, 1]
+        skip = _block_sum(keep_cost.sum(0), layout.block) + tables.flag_bits[fctx, 0]
+        flags = (code < skip).astype(np.int64)
     else:
-        values = rounded
-        flags = (_block_sum(np.abs(rounded)) > 0).astype(np.int64)
-    changed = flags[block_of(y.shape)][None].repeat(y.shape[0], 0).astype(bool)
-    values = np.where(changed, values, 0)
+        flags = (_block_sum(np.abs(values).sum(0), layout.block) > 0).astype(np.int64)
+    changed = flags[block_of(y.shape, layout.block)]
+    values = np.where(changed[None].astype(bool), values, 0)
+    if rd and zero_positions:  # zeroing changed the earlier-group counts: recompute the contexts
+        contexts = _contexts_of(values, reference, tables, hist)
     y_hat = reference + values
-    flags_string = _encode(flags, flag_ctx, tables.flags)
-    residual_string = _encode(values[changed], contexts[changed], tables.residuals)
+    symbols = values * sign
+    ordered = _in_string_order(changed.astype(bool), tables)
+    res_ctx = np.concatenate([contexts[m] for m in ordered]) if ordered else np.zeros(0, np.int64)
+    res_sym = np.concatenate([symbols[m] for m in ordered]) if ordered else np.zeros(0, np.int64)
+    all_values = np.concatenate([flags, res_sym])
+    all_indexes = np.concatenate([fctx, tables.flags.count + tables.context_map[res_ctx]])
+    if all_values.size < 2:  # a rANS string needs two symbols: pad with a flag the decoder never reads
+        all_values, all_indexes = np.append(all_values, 0), np.append(all_indexes, 0)
+    string = entropy_coding.encode(all_values, all_indexes, tables.both)
     distortion = float((weight * (diff - values) ** 2).sum())
-    return PFrame(flags_string, residual_string, y_hat, flags, distortion, int(changed.sum()))
+    nonzero = (values != 0).sum(0).astype(np.int64)
+    return PFrame(string, y_hat, History(flags, nonzero), distortion, int(res_ctx.size), fctx, res_ctx, res_sym)
 
 
-def decode_pframe(
-    flags_string: bytes,
-    residual_string: bytes,
-    reference: np.ndarray,
-    previous_flags: np.ndarray | None,
-    tables: LevelTables,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The decoder's side of `encode_pframe`: (y_hat, flags), integers only. Any bytes decode to
+def _zero_column_cost(reference: np.ndarray, tables: LevelTables, hist: np.ndarray, keep_cost: np.ndarray) -> np.ndarray:
+    """(H, W): bits + distortion of coding every residual at a position as 0 (no activity)."""
+    total = np.zeros(reference.shape[1:], dtype=np.float64)
+    none = np.zeros(reference.shape[1:], dtype=np.int64)
+    for group, channels in enumerate(tables.groups):
+        ctx = residual_contexts(reference, channels, group, hist, none)
+        total += (tables.residual_bits[tables.context_map[ctx], tables.radius] + keep_cost[channels]).sum(0)
+    return total
+
+
+def _contexts_of(values: np.ndarray, reference: np.ndarray, tables: LevelTables, hist: np.ndarray) -> np.ndarray:
+    contexts = np.zeros_like(values)
+    earlier = np.zeros(values.shape[1:], dtype=np.int64)
+    for group, channels in enumerate(tables.groups):
+        contexts[channels] = residual_contexts(reference, channels, group, hist, earlier)
+        earlier = earlier + (values[channels] != 0).sum(0)
+    return contexts
+
+
+def _in_string_order(changed: np.ndarray, tables: LevelTables) -> list[np.ndarray]:
+    """Per channel group, the (M, H, W) mask of its coded residuals (numpy's boolean indexing
+    walks it channel by channel, each in raster order: the string order)."""
+    masks = []
+    for channels in tables.groups:
+        mask = np.zeros((tables.channels,) + changed.shape, dtype=bool)
+        mask[channels] = changed
+        masks.append(mask)
+    return masks
+
+
+def decode_pframe(string: bytes, reference: np.ndarray, history: History | None, tables: LevelTables) -> tuple[np.ndarray, History]:
+    """The decoder's side of `encode_pframe`: (y_hat, history), integers only. Any bytes decode to
     values within the tables' ranges (or raise BitstreamError); the result is clamped like the
     encoder's, so no forged string can grow the latent without bound."""
+    layout = tables.layout
     reference = np.asarray(reference, dtype=np.int64)
-    blocks = _block_sum(np.zeros(reference.shape, dtype=np.int8)).size
-    flag_ctx = _flag_contexts(previous_flags, blocks)
-    flags = _decode(flags_string, flag_ctx, tables.flags, "block flags")
-    changed = flags[block_of(reference.shape)][None].repeat(reference.shape[0], 0).astype(bool)
-    contexts = tables.contexts(reference)
+    fctx = flag_contexts(history, reference.shape, layout)
+    decoder = entropy_coding.PhasedDecoder(string, max(2, fctx.size + reference.size))
+    flags = decoder.decode(fctx, tables.flags).astype(np.int64)
+    changed = flags[block_of(reference.shape, layout.block)].astype(bool)
+    hist = history_contexts(history, reference.shape, layout)
+    sign = _signs(reference, layout)
     values = np.zeros(reference.shape, dtype=np.int64)
-    values[changed] = _decode(residual_string, contexts[changed], tables.residuals, "residuals")
-    return np.clip(reference + values, -LATENT_LIMIT, LATENT_LIMIT), flags
+    earlier = np.zeros(reference.shape[1:], dtype=np.int64)
+    for group, (channels, mask) in enumerate(zip(tables.groups, _in_string_order(changed, tables))):
+        ctx = residual_contexts(reference, channels, group, hist, earlier)
+        full = np.zeros(reference.shape, dtype=np.int64)
+        full[channels] = ctx
+        values[mask] = decoder.decode(tables.context_map[full[mask]], tables.residuals)
+        if not np.isscalar(sign):
+            values[mask] *= sign[mask]
+        earlier = earlier + (values[channels] != 0).sum(0)
+    y_hat = np.clip(reference + values, -LATENT_LIMIT, LATENT_LIMIT)
+    return y_hat, History(flags, (values != 0).sum(0).astype(np.int64))

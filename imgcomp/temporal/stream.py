@@ -11,8 +11,8 @@ P-frame's rate-distortion cost (bits + lambda * distortion) would exceed a key f
 estimated by the previous key frame of that level, its distortion computed exactly).
 
 A P-frame names its reference by frame number and by the encoder's *stream id* (random, new
-whenever an encoder is created or `restart`ed), and the tables it was coded with (first streams
-entry). `StreamDecoder` applies a P-frame only to exactly that reference; otherwise it drops the
+whenever an encoder is created or `restart`ed), and the tables it was coded with (the first 8
+bytes of its one stream; the rANS string follows). `StreamDecoder` applies a P-frame only to exactly that reference; otherwise it drops the
 frame (`missing_reference`) and every later P-frame until the next key frame, so a lost or
 reordered message never produces a wrong image.
 """
@@ -28,10 +28,11 @@ import torch
 from imgcomp.bitstream import FRAME_KEY, FRAME_PREDICTED, BitstreamError, Frame, FrameHeader, pack
 from imgcomp.codec import Codec
 from imgcomp.inference.striped import needs_stripes, synthesise_to_uint8, to_uint8
-from imgcomp.temporal.pcoding import decode_pframe, encode_pframe
+from imgcomp.temporal.pcoding import History, decode_pframe, encode_pframe
 from imgcomp.temporal.tables import TemporalTables, load_tables
 
-P_STREAMS = 3  # tables id, block flags, residuals
+P_STREAMS = 1  # the 8-byte tables id, then the rANS string (flags and residuals)
+TABLES_ID_BYTES = 8
 
 
 def new_stream_id() -> int:
@@ -65,7 +66,7 @@ class _Reference:
     channels: int
     encoding: str
     y_hat: np.ndarray
-    flags: np.ndarray | None
+    history: History | None  # the P-frame contexts' memory (None after a key frame)
 
 
 class StreamEncoder:
@@ -80,6 +81,7 @@ class StreamEncoder:
         rd_multiplier: float = 1.0,
         scene_change: bool = True,
         stream_id: int | None = None,
+        zero_positions: bool = True,
     ) -> None:
         if isinstance(keyframe_interval, bool) or not isinstance(keyframe_interval, int) or keyframe_interval < 0:
             raise ValueError(f"keyframe_interval must be an integer >= 0, got {keyframe_interval!r}")
@@ -89,6 +91,7 @@ class StreamEncoder:
             raise ValueError(f"temporal tables are for weights {self.tables.model_hash}, the codec has {codec.model_hash}")
         self.keyframe_interval = keyframe_interval
         self.rd, self.rd_multiplier, self.scene_change = rd, rd_multiplier, scene_change
+        self.zero_positions = zero_positions  # encoder-side RD: zero a position's residuals whole where that pays
         self.restart(stream_id)
 
     def restart(self, stream_id: int | None = None) -> None:
@@ -162,15 +165,15 @@ class StreamEncoder:
         lt = self.tables.level(level)
         y_np = y[0].detach().cpu().to(torch.float64).numpy()
         lam = rd_lambda(self.codec, level, self.rd_multiplier)
-        p = encode_pframe(y_np, ref.y_hat, ref.flags, lt, lam, self.rd)
+        p = encode_pframe(y_np, ref.y_hat, ref.history, lt, lam, self.rd, self.zero_positions)
         latent_shape = self.codec.expected_latent_shape(height, width)
         header = self._header(FRAME_PREDICTED, level, height, width, channels, encoding, latent_shape, ref.frame_number)
-        payload = pack(Frame(header, (self.tables.tables_id, p.flags_string, p.residual_string)))
+        payload = pack(Frame(header, (self.tables.tables_id + p.string,)))
         if self.scene_change and level in self._key_bits:
             key_distortion = float(((lam * lt.weights)[:, None, None] * (y_np - np.round(y_np)) ** 2).sum())
             if self._key_bits[level] + key_distortion < 8 * len(payload) + p.distortion:
                 return None
-        self._ref = _Reference(self.stream_id, self.frame_number, level, height, width, channels, encoding, p.y_hat, p.flags)
+        self._ref = _Reference(self.stream_id, self.frame_number, level, height, width, channels, encoding, p.y_hat, p.history)
         self._since_key += 1
         self.frame_number = (self.frame_number + 1) & 0xFFFFFFFF
         return EncodedFrame(payload, False, "", p.y_hat, p.coded)
@@ -226,9 +229,10 @@ class StreamDecoder:
         h = frame.header
         if len(frame.streams) != P_STREAMS:
             raise BitstreamError(f"a predicted frame has {P_STREAMS} streams, got {len(frame.streams)}")
-        if frame.streams[0] != self.tables.tables_id:
+        tables_id = frame.streams[0][:TABLES_ID_BYTES]
+        if tables_id != self.tables.tables_id:
             raise BitstreamError(
-                f"predicted frame coded with temporal tables {frame.streams[0].hex()}, this decoder has {self.tables.tables_id.hex()}"
+                f"predicted frame coded with temporal tables {tables_id.hex()}, this decoder has {self.tables.tables_id.hex()}"
             )
         if h.frame_number == h.reference_frame_number:
             raise BitstreamError(f"predicted frame {h.frame_number} names itself as its reference")
@@ -245,8 +249,8 @@ class StreamDecoder:
                 f"predicted frame {h.frame_number} (quality {h.quality}, {h.width}x{h.height}, {h.encoding}) does not match "
                 f"its reference (quality {ref.quality}, {ref.width}x{ref.height}, {ref.encoding})"
             )
-        y_hat, flags = decode_pframe(frame.streams[1], frame.streams[2], ref.y_hat, ref.flags, self.tables.level(h.quality))
-        self._ref = _Reference(h.stream_id, h.frame_number, h.quality, h.height, h.width, h.channels, h.encoding, y_hat, flags)
+        y_hat, history = decode_pframe(frame.streams[0][TABLES_ID_BYTES:], ref.y_hat, ref.history, self.tables.level(h.quality))
+        self._ref = _Reference(h.stream_id, h.frame_number, h.quality, h.height, h.width, h.channels, h.encoding, y_hat, history)
         self.stats.decoded_predicted += 1
         return h, y_hat
 

@@ -1,18 +1,28 @@
 """The temporal entropy model: closed integer CDF tables for latent P-frames, and its weights file.
 
 A predicted frame codes the integer residual ``r = y_t - y_hat_{t-1}`` of the gained latent
-against the decoded latent of the previous frame, in two rANS strings (both through
-`imgcomp.models.entropy_coding`, so every decode stays inside its input):
+against the decoded latent of the previous frame, in one rANS string (through
+`imgcomp.models.entropy_coding`, so every decode stays inside its input), in phases:
 
-* one *changed* flag per block of BLOCK x BLOCK latent positions (all M channels), with the
-  table chosen by the co-located flag of the previous frame (0, 1, or 2 = "after a key frame");
-* in changed blocks, every residual element, with the table chosen by an integer context
-  computed from the reference latent only: ``channel * BUCKETS + bucket(|y_hat_{t-1}|)``.
+1. one *changed* flag per block of `Layout.block` x `Layout.block` latent positions (all M
+   channels); its table is chosen by the previous frame's co-located flag (0, 1, or "after a key
+   frame") and by how many of the 8 neighbouring blocks changed in the previous frame;
+2. in changed blocks, the residuals, channel group by channel group (`Layout.phases` groups of
+   channels, the most active first). Each element's *context* is
+   ``(channel, bucket(|y_hat_{t-1}|), history, activity)``:
+   *history* is how many residuals were nonzero at that position in the previous P-frame (moving
+   regions persist; a separate value right after a key frame), *activity* how many were nonzero
+   at that position in the groups already decoded (motion touches all channels of a position),
+   and the residual is coded with its sign flipped where the reference is negative (the latent's
+   distribution is symmetric, so this makes "towards zero" one side of every table);
+   a trained map sends each of these contexts to one of a few dozen shared tables (context
+   quantisation: contexts with similar statistics share counts, unseen ones back off to their
+   channel's).
 
-Every table index is a function of integers the decoder already holds (the reference latent and
-the previous flags), so encoder and decoder agree bit for bit on every device, thread count,
-dtype and backend: no float enters the decoder's entropy model at all. Skipped blocks copy the
-reference (like H.264 skip blocks).
+Every table index is a function of integers the decoder already holds (the reference latent, the
+previous P-frame's flags and nonzero counts, the residuals of the earlier groups), so encoder and
+decoder agree bit for bit on every device, thread count, dtype and backend: no float enters the
+decoder's entropy model at all. Skipped blocks copy the reference (like H.264 skip blocks).
 
 The tables are trained by counting (`imgcomp.training.temporal`) and stored per quality level as
 integer frequencies (16-bit precision, every symbol >= 1) in an ``.npz`` next to the codec's
@@ -22,6 +32,7 @@ first 8 bytes travel in every P-frame, so a P-frame is never decoded with other 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -34,12 +45,34 @@ import numpy as np
 from imgcomp.models import entropy_coding
 from imgcomp.models.entropy_coding import ClosedTables
 
-BLOCK = 2  # latent positions per block side (32 x 32 pixels)
+FORMAT = 2  # 2: one string, flag/history/activity contexts, shared tables; 1: per-(channel, bucket) tables, 3 strings
 BUCKET_EDGES = (1, 2, 3, 5, 9)  # |reference| < 1, < 2, < 3, < 5, < 9, >= 9 -> 6 buckets
 BUCKETS = len(BUCKET_EDGES) + 1
-FLAG_CONTEXTS = 3  # previous co-located flag: 0, 1, or 2 = none (after a key frame)
+HISTORY_EDGES = (1, 3, 9)  # nonzero residuals at the position in the previous P-frame -> 0..3
+HISTORIES = len(HISTORY_EDGES) + 2  # ... and 4 = the previous frame was a key frame
+ACTIVITY_EDGES = (1, 2, 4, 8)  # nonzero residuals at the position per earlier group -> 0..4
+ACTIVITIES = len(ACTIVITY_EDGES) + 1
+NEIGHBOUR_EDGES = (1, 3)  # changed neighbour blocks (of 8) in the previous frame -> 0..2
+NEIGHBOURS = len(NEIGHBOUR_EDGES) + 1
+FLAG_CONTEXTS = 3 * NEIGHBOURS  # previous co-located flag (0, 1, 2 = after a key frame) x neighbours
 LATENT_LIMIT = 4096  # |y_hat| of a P-frame reconstruction is clamped here (encoder and decoder alike)
 TOTAL = 1 << entropy_coding.PRECISION_BITS
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which contexts the tables were trained for (stored with them; the switches exist so that
+    what each context buys can be measured, see `imgcomp.training.temporal --ablate`)."""
+
+    block: int = 2  # latent positions per block side (2 = 32 x 32 pixels)
+    phases: int = 4  # channel groups coded one after the other (1 = no activity context)
+    history: bool = True  # context from the previous P-frame's nonzero residuals
+    neighbours: bool = True  # flag context from the previous frame's neighbouring flags
+    sign_flip: bool = True  # residual sign flipped where the reference is negative
+
+    @property
+    def contexts_per_channel(self) -> int:
+        return BUCKETS * HISTORIES * ACTIVITIES
 
 
 def quantize_pmf(counts: np.ndarray) -> np.ndarray:
@@ -52,7 +85,8 @@ def quantize_pmf(counts: np.ndarray) -> np.ndarray:
     pmf = (counts + 1e-3) / (counts + 1e-3).sum(-1, keepdims=True)
     freqs = np.floor(pmf * (TOTAL - n)).astype(np.int64) + 1
     rest = TOTAL - freqs.sum(-1)
-    np.put_along_axis(freqs, pmf.argmax(-1)[..., None], np.take_along_axis(freqs, pmf.argmax(-1)[..., None], -1) + rest[..., None], -1)
+    mode = pmf.argmax(-1)[..., None]
+    np.put_along_axis(freqs, mode, np.take_along_axis(freqs, mode, -1) + rest[..., None], -1)
     assert (freqs >= 1).all() and (freqs.sum(-1) == TOTAL).all()
     return freqs
 
@@ -73,6 +107,12 @@ def closed_from_freqs(freqs: np.ndarray, offset: int) -> ClosedTables:
     )
 
 
+def joined(first: ClosedTables, second: ClosedTables) -> ClosedTables:
+    """The tables of `first` then those of `second` (indexes of `second` shift by first.count)."""
+    return ClosedTables(first.cdfs + second.cdfs, first.sizes + second.sizes, first.offsets + second.offsets,
+                        np.concatenate([first.lowest, second.lowest]), np.concatenate([first.highest, second.highest]))
+
+
 def bucket(reference: np.ndarray) -> np.ndarray:
     return np.searchsorted(np.asarray(BUCKET_EDGES), np.abs(reference), side="right").astype(np.int64)
 
@@ -83,23 +123,29 @@ class LevelTables:
 
     radius: int  # residuals are coded in -radius..radius
     flag_freqs: np.ndarray  # (FLAG_CONTEXTS, 2)
-    residual_freqs: np.ndarray  # (M * BUCKETS, 2 * radius + 1)
+    residual_freqs: np.ndarray  # (K, 2 * radius + 1): the shared residual tables
+    context_map: np.ndarray  # (M * layout.contexts_per_channel,) int64: context -> residual table
+    phase: np.ndarray  # (M,) int64: the channel group of each channel (0 = coded first)
     weights: np.ndarray  # (M,) float64: pixel SSE per unit latent change (encoder-side RD only)
+    layout: Layout = Layout()
 
     def __post_init__(self) -> None:
+        k = self.residual_freqs.shape[0]
+        m = self.phase.size
+        if self.context_map.shape != (m * self.layout.contexts_per_channel,) or self.context_map.min() < 0 or self.context_map.max() >= k:
+            raise ValueError("temporal context map does not fit its tables")
+        if self.phase.min() < 0 or self.phase.max() >= self.layout.phases or self.weights.shape != (m,):
+            raise ValueError("temporal channel groups or weights do not fit the layout")
         object.__setattr__(self, "flags", closed_from_freqs(self.flag_freqs, 0))
         object.__setattr__(self, "residuals", closed_from_freqs(self.residual_freqs, -self.radius))
+        object.__setattr__(self, "both", joined(self.flags, self.residuals))  # the encoder's: one string
         object.__setattr__(self, "flag_bits", -np.log2(self.flag_freqs / TOTAL))
         object.__setattr__(self, "residual_bits", -np.log2(self.residual_freqs / TOTAL))
+        object.__setattr__(self, "groups", tuple(np.flatnonzero(self.phase == q) for q in range(self.layout.phases)))
 
     @property
     def channels(self) -> int:
-        return self.residual_freqs.shape[0] // BUCKETS
-
-    def contexts(self, reference: np.ndarray) -> np.ndarray:
-        """Table index of each residual element from the reference latent (M, H, W), integers only."""
-        channel = np.arange(reference.shape[0], dtype=np.int64)[:, None, None]
-        return channel * BUCKETS + bucket(reference)
+        return self.phase.size
 
 
 @dataclass(frozen=True)
@@ -113,31 +159,42 @@ class TemporalTables:
         """8 bytes naming these tables: the first bytes of their sha256 (carried by every P-frame)."""
         return bytes.fromhex(self.digest[:16])
 
+    @property
+    def layout(self) -> Layout:
+        return self.levels[0].layout
+
     def level(self, quality: int) -> LevelTables:
         return self.levels[quality - 1]
 
     def to_bytes(self) -> bytes:
-        arrays = {"meta": np.frombuffer(json.dumps(
-            {"model_hash": self.model_hash, "block": BLOCK, "bucket_edges": BUCKET_EDGES, "levels": len(self.levels)}
-        ).encode(), dtype=np.uint8)}
+        meta = {"format": FORMAT, "model_hash": self.model_hash, "layout": dataclasses.asdict(self.layout),
+                "bucket_edges": BUCKET_EDGES, "history_edges": HISTORY_EDGES, "activity_edges": ACTIVITY_EDGES,
+                "neighbour_edges": NEIGHBOUR_EDGES, "levels": len(self.levels)}
+        arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
         for i, lt in enumerate(self.levels):
             arrays[f"radius{i}"] = np.array([lt.radius], dtype=np.int64)
-            arrays[f"flags{i}"] = lt.flag_freqs.astype(np.int32)
-            arrays[f"residuals{i}"] = lt.residual_freqs.astype(np.int32)
+            arrays[f"flags{i}"] = (lt.flag_freqs - 1).astype(np.uint16)  # frequencies 1..2^16 - 1
+            arrays[f"residuals{i}"] = (lt.residual_freqs - 1).astype(np.uint16)
+            arrays[f"map{i}"] = lt.context_map.astype(np.uint16)
+            arrays[f"phase{i}"] = lt.phase.astype(np.uint8)
             arrays[f"weights{i}"] = lt.weights.astype(np.float64)
         buf = io.BytesIO()
-        np.savez(buf, **arrays)
+        np.savez_compressed(buf, **arrays)
         return buf.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "TemporalTables":
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             meta = json.loads(bytes(z["meta"]).decode())
-            if meta["block"] != BLOCK or tuple(meta["bucket_edges"]) != BUCKET_EDGES:
-                raise ValueError("temporal tables were built for another block size or context layout")
+            edges = (tuple(meta.get("bucket_edges", ())), tuple(meta.get("history_edges", ())),
+                     tuple(meta.get("activity_edges", ())), tuple(meta.get("neighbour_edges", ())))
+            if meta.get("format") != FORMAT or edges != (BUCKET_EDGES, HISTORY_EDGES, ACTIVITY_EDGES, NEIGHBOUR_EDGES):
+                raise ValueError(f"temporal tables of format {meta.get('format', 1)} or another context layout; "
+                                 f"this decoder reads format {FORMAT} (retrain with python -m imgcomp.training.temporal)")
+            layout = Layout(**meta["layout"])
             levels = tuple(
-                LevelTables(int(z[f"radius{i}"][0]), z[f"flags{i}"].astype(np.int64), z[f"residuals{i}"].astype(np.int64),
-                            z[f"weights{i}"].astype(np.float64))
+                LevelTables(int(z[f"radius{i}"][0]), z[f"flags{i}"].astype(np.int64) + 1, z[f"residuals{i}"].astype(np.int64) + 1,
+                            z[f"map{i}"].astype(np.int64), z[f"phase{i}"].astype(np.int64), z[f"weights{i}"].astype(np.float64), layout)
                 for i in range(meta["levels"])
             )
         return cls(meta["model_hash"], levels, hashlib.sha256(data).hexdigest())
@@ -162,7 +219,10 @@ def load_tables(model: str) -> TemporalTables:
     digest = hashlib.sha256(data).hexdigest()
     if digest != entry["sha256"]:
         raise TemporalTablesError(f"temporal tables {path} have sha256 {digest}, the manifest expects {entry['sha256']}")
-    tables = TemporalTables.from_bytes(data)
+    try:
+        tables = TemporalTables.from_bytes(data)
+    except ValueError as e:
+        raise TemporalTablesError(f"temporal tables {path}: {e}") from None
     if tables.model_hash != model_entry(model)["sha256"][:16]:
         raise TemporalTablesError(f"temporal tables {path} were trained for weights {tables.model_hash}, not {model!r}'s")
     return tables
