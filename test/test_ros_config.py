@@ -88,7 +88,8 @@ def test_launch_file_compiles_and_documents_its_arguments(name: str) -> None:
 
 def test_launch_arguments_and_wiring() -> None:
     encode = _arguments(LAUNCH / "jetson_encode.launch.py")
-    assert set(encode) == {"camera_topic", "model", "quality", "device", "params_file"}
+    assert set(encode) == {"camera_topic", "model", "quality", "keyframe_interval", "device", "params_file"}
+    assert encode["keyframe_interval"] == ""  # the parameter file's value unless given
     assert encode["camera_topic"] == "/camera/image_raw"
     decode = _arguments(LAUNCH / "host_decode.launch.py")
     assert decode["rviz"] == "false"
@@ -105,6 +106,7 @@ def test_launch_arguments_and_wiring() -> None:
     assert '["ros2", "bag", "record", "-s", storage, "-o", out' in (LAUNCH / "record.launch.py").read_text()
     loopback = (LAUNCH / "loopback.launch.py").read_text()
     assert "jetson_encode.launch.py" in loopback and "host_decode.launch.py" in loopback
+    assert '"keyframe_interval": LaunchConfiguration("keyframe_interval")' in loopback
 
 
 def _node_topics(path: Path) -> dict[str, str]:
@@ -156,7 +158,7 @@ def test_docs_cover_parameters_and_rejection_causes() -> None:
     for spec in ENCODER_PARAMS + DECODER_PARAMS + MULTITASK_PARAMS:
         assert f"| `{spec.name}` |" in docs, spec.name
     causes = [value for key, value in vars(rejections).items() if key.isupper() and isinstance(value, str)]
-    assert len(causes) == 10
+    assert len(causes) == 11
     for cause in causes:
         assert f"`{cause}`" in docs, cause
     for name in LAUNCH_FILES:

@@ -25,6 +25,25 @@ level costs depend on the scene. `RateController` holds the bits of every 1 s wi
   the level to 1 or to `levels`; `diagnostics()` says so (`rate_range` = `below_range` /
   `above_range`).
 
+* **Key frames and P-frames** (temporal mode, `keyframe_interval` N > 0). A P-frame costs a
+  fraction of a key frame (about 1/8 on vtest.avi) and must be coded at its reference's level,
+  so the two frame types get separate size tables (P-frames learn theirs from their own sizes,
+  starting from `P_RATIO_PRIOR` times the key table) and the level changes only at a key frame.
+  The level of a key frame is chosen for its whole group: the level whose predicted group cost
+  (one key frame and N - 1 P-frames) is nearest to the group's share of the budget, corrected by
+  what the window has over- or underspent. Within the group each P-frame's size is steered by
+  the encoder's rate-distortion multiplier (`RatePlan.multiplier`, the lambda that decides which
+  residuals are worth their bits): its size grows about as multiplier ** `P_SIZE_ELASTICITY`
+  (measured), so the multiplier for an allowance is (allowance / predicted size at 1) **
+  (1 / elasticity), clamped to `MULTIPLIER_RANGE`. A frame's *share* of the window is its type's
+  part of the budget in steady state: a window of n frames holds n / N key frames, so a key frame
+  gets budget * K / (n/N * K + (n - n/N) * P) and a P-frame the same with P on top. A changed
+  target, or the first measured frame, lets the next frame change the level at once (the
+  encoder then sends a key frame).
+  When n / N is not a whole number (e.g. 15 fps with N = 10) windows hold one key frame more or
+  less than others and no choice of sizes keeps every window equal; with N = 10 at 10, 20 or
+  30 fps every window holds the same number of key frames.
+
 `target_kbps = 0` switches the controller off: `next_quality` returns the fixed `quality`.
 It still learns sizes and reports `achieved_kbps`, so it can be switched on at any time.
 
@@ -36,15 +55,36 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
+from dataclasses import dataclass
 
-__all__ = ["LEVEL_RATIO_PRIOR", "RateController"]
+__all__ = ["LEVEL_RATIO_PRIOR", "MULTIPLIER_RANGE", "P_RATIO_PRIOR", "P_SIZE_ELASTICITY", "RatePlan", "RateController"]
 
 # Assumed size ratio between adjacent levels before any is measured: the shipped hyperprior models
 # grow by 1.37x per level on the validation photos (model cards). A prior far above that makes the
 # first switch to an unused level look like a scene change.
 LEVEL_RATIO_PRIOR = 1.4
+# A P-frame's size over its level's key frame's before any P-frame is measured: 1/9 .. 1/8 on
+# vtest.avi at 384x288 (hyperprior-mse, levels 1-5, multiplier 1).
+P_RATIO_PRIOR = 0.12
+# d log(P-frame bytes) / d log(multiplier): 0.21-0.23 on vtest.avi at 384x288, levels 1, 3 and 5,
+# multipliers 1/4 .. 4 (the P-frame bytes grow 1.8x over that range).
+P_SIZE_ELASTICITY = 0.22
+MULTIPLIER_RANGE = (1.0 / 16.0, 16.0)
+# The most the multiplier moves from one P-frame to the next (as a factor). Residuals a P-frame
+# skips are still owed by the next one, so a multiplier that jumps makes sizes swing from frame
+# to frame; like the QP step limit of video encoders, this keeps the steering smooth.
+MULTIPLIER_STEP = 2.0
 _SCENE_CUT_LOG = math.log(1.25)  # a surprise beyond 25 % is treated as a scene change
 _MAX_GAP_S = 5.0  # a pause longer than this (or a clock going back) restarts the window
+
+
+@dataclass(frozen=True)
+class RatePlan:
+    """What to code the next frame with: the level, and for a P-frame the encoder's
+    rate-distortion multiplier (1.0: the model's own trade-off)."""
+
+    level: int
+    multiplier: float = 1.0
 
 
 class RateController:
@@ -62,6 +102,7 @@ class RateController:
         neighbour_weight: float = 0.6,
         gain: float = 0.5,
         nearest: bool = True,
+        keyframe_interval: int = 0,
     ) -> None:
         if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
             raise ValueError(f"levels must be a positive int, got {levels!r}")
@@ -84,11 +125,17 @@ class RateController:
         self._target_kbps = self._check_target(target_kbps)
         self._interval = 1.0 / fps_hint
         self._log_size: list[float] | None = None  # log(bytes) per level (index = level - 1)
-        self._frames: deque[tuple[float, int]] = deque()  # (stamp, bytes) of coded frames
+        self._frames: deque[tuple[float, int, bool]] = deque()  # (stamp, bytes, key frame?) of coded frames
         self._epoch = -math.inf  # frames at or before this stamp do not count for control
         self._last_stamp: float | None = None
         self._last_level: int | None = None
+        self._last_multiplier = 1.0
+        self._p_multiplier = 1.0  # the last P-frame's
+        self._p_log_size: list[float] | None = None  # log(bytes) of a P-frame at multiplier 1, per level
+        self._free = False  # the next frame may change the level (a changed target)
+        self._keyframe_interval = self._check_interval(keyframe_interval)
         self.frames_coded = 0
+        self.keyframes_coded = 0
 
     # --------------------------------------------------------------------------- settings
     def _check_quality(self, quality: int) -> int:
@@ -102,6 +149,22 @@ class RateController:
         if not math.isfinite(value) or value < 0:
             raise ValueError(f"target_kbps must be a finite number >= 0, got {target_kbps!r}")
         return value
+
+    @staticmethod
+    def _check_interval(value: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"keyframe_interval must be an int >= 0, got {value!r}")
+        return value
+
+    @property
+    def keyframe_interval(self) -> int:
+        """Frames per group of the stream being controlled (0: intra only, every frame a key)."""
+        return self._keyframe_interval
+
+    def set_keyframe_interval(self, value: int) -> None:
+        value = self._check_interval(value)
+        with self._lock:
+            self._keyframe_interval = value
 
     @property
     def enabled(self) -> bool:
@@ -122,6 +185,7 @@ class RateController:
             if value != self._target_kbps:
                 self._target_kbps = value
                 self._restart_window()
+                self._free = True
 
     @property
     def quality(self) -> int:
@@ -144,17 +208,18 @@ class RateController:
     def _slots(self) -> int:
         return max(1, round(self.window_s / self._interval))
 
-    def _window_bytes(self, end: float, since: float) -> tuple[int, int]:
-        """(bytes, frames) of the coded frames inside the window ending at `end`."""
+    def _window_bytes(self, end: float, since: float) -> tuple[int, int, int]:
+        """(bytes, frames, key frames) of the coded frames inside the window ending at `end`."""
         start = max(end - self.window_s + 0.5 * self._interval, since)
-        total = count = 0
-        for stamp, size in reversed(self._frames):
+        total = count = keys = 0
+        for stamp, size, key in reversed(self._frames):
             if stamp <= start:
                 break
             if stamp <= end:
                 total += size
                 count += 1
-        return total, count
+                keys += key
+        return total, count, keys
 
     def _check_time(self, stamp: float) -> None:
         last = self._last_stamp
@@ -164,31 +229,86 @@ class RateController:
             self._last_stamp = None
 
     def next_quality(self, stamp: float) -> int:
-        """The level for the frame taken at `stamp` (seconds)."""
+        """The level for the frame taken at `stamp` (seconds), every frame a key frame."""
+        return self.plan(stamp).level
+
+    def _p_sizes(self) -> list[float]:
+        """Predicted P-frame bytes per level at multiplier 1."""
+        if self._p_log_size is not None:
+            return [math.exp(v) for v in self._p_log_size]
+        return [P_RATIO_PRIOR * math.exp(v) for v in self._log_size or ()]
+
+    def _group(self) -> int:
+        return max(1, self._keyframe_interval)
+
+    def _shares(self, level: int, budget: float, slots: int) -> tuple[float, float]:
+        """(key frame share, P-frame share) of a window's budget in steady state at `level`."""
+        group = self._group()
+        if group == 1:
+            return budget / slots, budget / slots
+        keys = min(float(slots), slots / group)
+        key, p = math.exp(self._log_size[level - 1]), self._p_sizes()[level - 1]
+        unit = budget / (keys * key + (slots - keys) * p)
+        return unit * key, unit * p
+
+    def plan(self, stamp: float, keyframe: bool = True, reference_level: int | None = None) -> RatePlan:
+        """Level and multiplier for the frame taken at `stamp` (seconds). `keyframe`: the frame
+        will be a key frame anyway (first, interval, request, intra mode); a P-frame keeps
+        `reference_level` unless a changed target frees the level (the encoder then keys)."""
         with self._lock:
             if not self.enabled or self._log_size is None:
-                return self._quality
+                return RatePlan(self._quality)
             self._check_time(stamp)
+            free = keyframe or reference_level is None or self._free
+            self._free = False
             budget = self._budget_bytes()
             slots = self._slots()
-            spent, frames = self._window_bytes(stamp, self._epoch)
-            virtual = budget / slots * max(0, slots - 1 - frames)
+            spent, frames, keys_seen = self._window_bytes(stamp, self._epoch)
+            level_now = reference_level if reference_level is not None else self._last_level or self._quality
+            key_share, p_share = self._shares(level_now, budget, slots)
+            share = key_share if free else p_share
+            # Frames the window should hold but that were not coded yet (start-up, a changed
+            # target, a time jump) spend their expected part: the key frames the window lacks
+            # a key frame's share each, the rest a P-frame's.
+            missing = max(0, slots - 1 - frames)
+            keys_before = min(float(slots), slots / self._group()) - (1.0 if free else 0.0)
+            missing_keys = min(float(missing), max(0.0, keys_before - keys_seen))
+            virtual = missing_keys * key_share + (missing - missing_keys) * p_share
             remaining = budget - spent - virtual
-            share = budget / slots
-            allowance = share + self._gain * (remaining - share)
-            sizes = [math.exp(v) for v in self._log_size]
-            if self._nearest:
-                return 1 + min(range(self.levels), key=lambda k: abs(sizes[k] - allowance))
-            level = 1
-            for candidate in range(self.levels, 0, -1):
-                if sizes[candidate - 1] <= allowance:
-                    level = candidate
-                    break
-            return level
+            correction = self._gain * (remaining - share)
+            if free:
+                return RatePlan(self._group_level(budget / slots * self._group() + correction))
+            allowance = p_share + correction
+            predicted = self._p_sizes()[level_now - 1]
+            low, high = MULTIPLIER_RANGE
+            previous = self._p_multiplier
+            low, high = max(low, previous / MULTIPLIER_STEP), min(high, previous * MULTIPLIER_STEP)
+            if allowance <= 0:
+                return RatePlan(level_now, low)
+            multiplier = (allowance / predicted) ** (1.0 / P_SIZE_ELASTICITY)
+            return RatePlan(level_now, min(high, max(low, multiplier)))
 
-    def update(self, quality: int, size_bytes: int, stamp: float) -> None:
-        """Report the payload actually sent for the frame at `stamp`, coded at `quality`."""
+    def _group_level(self, allowance: float) -> int:
+        """The level whose group (a key frame and its P-frames) costs nearest to `allowance`
+        (or, without `nearest`, the highest that fits)."""
+        group = self._group()
+        keys, ps = [math.exp(v) for v in self._log_size], self._p_sizes()
+        costs = [keys[k] + (group - 1) * ps[k] for k in range(self.levels)]
+        if self._nearest:
+            return 1 + min(range(self.levels), key=lambda k: abs(costs[k] - allowance))
+        level = 1
+        for candidate in range(self.levels, 0, -1):
+            if costs[candidate - 1] <= allowance:
+                level = candidate
+                break
+        return level
+
+    def update(self, quality: int, size_bytes: int, stamp: float, keyframe: bool = True, multiplier: float = 1.0) -> None:
+        """Report the payload actually sent for the frame at `stamp`, coded at `quality` (a key
+        frame, or a P-frame coded with rate-distortion `multiplier`)."""
         quality = self._check_quality(quality)
+        if not multiplier > 0 or not math.isfinite(multiplier):
+            raise ValueError(f"multiplier must be a positive number, got {multiplier!r}")
         if size_bytes <= 0:
             raise ValueError(f"size_bytes must be positive, got {size_bytes!r}")
         with self._lock:
@@ -199,12 +319,32 @@ class RateController:
                     self._interval += 0.1 * (dt - self._interval)
             self._last_stamp = stamp
             self._last_level = quality
+            self._last_multiplier = 1.0 if keyframe else float(multiplier)
             self.frames_coded += 1
-            self._frames.append((stamp, int(size_bytes)))
+            self.keyframes_coded += int(keyframe)
+            self._frames.append((stamp, int(size_bytes), bool(keyframe)))
             horizon = stamp - 2 * self.window_s
             while self._frames and self._frames[0][0] < horizon:
                 self._frames.popleft()
-            self._learn(quality, size_bytes)
+            if keyframe:
+                # the first frame's level was a guess (nothing measured yet): the next may change it
+                self._free = self._free or self._log_size is None
+                self._learn(quality, size_bytes)
+            else:
+                self._p_multiplier = float(multiplier)
+                self._learn_p(quality, size_bytes, multiplier)
+
+    def _learn_p(self, quality: int, size_bytes: int, multiplier: float) -> None:
+        # the size this P-frame would have had at multiplier 1
+        observed = math.log(size_bytes) - P_SIZE_ELASTICITY * math.log(multiplier)
+        if self._log_size is None:  # a P-frame before any key frame was reported: guess the keys
+            self._learn(quality, max(1, round(size_bytes / P_RATIO_PRIOR)))
+        if self._p_log_size is None:
+            base = self._log_size[quality - 1]
+            self._p_log_size = [observed + v - base for v in self._log_size]
+            return
+        # motion changes P-frames by more than 25 % from frame to frame: no scene-cut jump here
+        self._correct(self._p_log_size, quality - 1, observed - self._p_log_size[quality - 1], scene_cut=False)
 
     def _learn(self, quality: int, size_bytes: int) -> None:
         observed = math.log(size_bytes)
@@ -213,9 +353,10 @@ class RateController:
             step = math.log(LEVEL_RATIO_PRIOR)
             self._log_size = [observed + (k - i) * step for k in range(self.levels)]
             return
-        est = self._log_size
-        error = observed - est[i]
-        if abs(error) > _SCENE_CUT_LOG:
+        self._correct(self._log_size, i, observed - self._log_size[i], scene_cut=True)
+
+    def _correct(self, est: list[float], i: int, error: float, scene_cut: bool) -> None:
+        if scene_cut and abs(error) > _SCENE_CUT_LOG:
             # A scene change: every level moves with it at once, and the coded level is taken
             # as measured. The EMA below then refines the ratios between levels.
             for k in range(self.levels):
@@ -236,7 +377,7 @@ class RateController:
             end = self._last_stamp if now is None else now
             if end is None:
                 return 0.0
-            spent, _ = self._window_bytes(end, -math.inf)
+            spent, _, _ = self._window_bytes(end, -math.inf)
             return spent * 8.0 / 1000.0 / self.window_s
 
     def predicted_bytes(self) -> list[float] | None:
@@ -249,13 +390,24 @@ class RateController:
         """Frame rate measured from the stamps (starts at `fps_hint`)."""
         return 1.0 / self._interval
 
+    def predicted_p_bytes(self) -> list[float] | None:
+        """Predicted P-frame bytes per level at multiplier 1 (None before the first frame)."""
+        with self._lock:
+            return None if self._log_size is None else self._p_sizes()
+
     def range_kbps(self) -> tuple[float, float] | None:
-        """Bitrates of the lowest and highest level at the measured frame rate."""
-        sizes = self.predicted_bytes()
-        if sizes is None:
-            return None
+        """Bitrates of the lowest and highest level at the measured frame rate (with P-frames:
+        groups at the lowest and at the highest multiplier)."""
+        with self._lock:
+            if self._log_size is None:
+                return None
+            keys, ps = [math.exp(v) for v in self._log_size], self._p_sizes()
+            group = self._group()
+        low_m, high_m = (m ** P_SIZE_ELASTICITY for m in MULTIPLIER_RANGE)
+        lowest = (keys[0] + (group - 1) * ps[0] * low_m) / group
+        highest = (keys[-1] + (group - 1) * ps[-1] * high_m) / group
         to_kbps = 8.0 / 1000.0 * self.fps
-        return sizes[0] * to_kbps, sizes[-1] * to_kbps
+        return lowest * to_kbps, highest * to_kbps
 
     def range_status(self) -> str:
         """"off", "unknown" (nothing coded yet), "below_range", "above_range" or "in_range"."""
@@ -278,6 +430,8 @@ class RateController:
             "achieved_kbps": f"{self.achieved_kbps():.1f}",
             "last_quality": str(self._last_level if self._last_level is not None else self._quality),
         }
+        if self._keyframe_interval > 1:
+            out["last_rd_multiplier"] = f"{self._last_multiplier:.3g}"
         if self.enabled:
             status = self.range_status()
             out["rate_range"] = status

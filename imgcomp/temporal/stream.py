@@ -136,12 +136,12 @@ class StreamEncoder:
             return "first"
         if self._request:
             return "request"
+        if self._since_key >= self.keyframe_interval:
+            return "interval"
         if quality != ref.quality:
             return "level"
         if (height, width, channels, encoding) != (ref.height, ref.width, ref.channels, ref.encoding):
             return "size"
-        if self._since_key >= self.keyframe_interval:
-            return "interval"
         return ""
 
     def _header(self, frame_type: int, quality: int, h: int, w: int, channels: int, encoding: str,
