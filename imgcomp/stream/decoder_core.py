@@ -129,23 +129,24 @@ class DecoderCore:
         self.stats.record_rejected(rejection.cause)
         return rejection
 
-    def _codec_for(self, model: str) -> Codec | Rejection:
+    def _codec_for(self, model: str, count: bool = True) -> Codec | Rejection:
         with self._lock:
             codec = self._codecs.get(model)
             if codec is not None:
                 self._codecs.move_to_end(model)
                 return codec
         shipped = self._shipped()
+        rejected = self._count if count else (lambda rejection: rejection)
         if model not in shipped:
-            return self._reject(
+            return rejected(Rejection(
                 UNKNOWN_MODEL,
                 f"payload names model {model!r}, which this installation does not ship "
                 f"(shipped: {', '.join(shipped) or 'none'})",
-            )
+            ))
         try:
             codec = self._factory(model)  # slow (seconds); only the worker thread gets here
         except Exception as exc:  # noqa: BLE001 - weights missing or corrupt: reject the frame
-            return self._reject(MODEL_UNAVAILABLE, f"cannot load model {model!r}: {exc}")
+            return rejected(Rejection(MODEL_UNAVAILABLE, f"cannot load model {model!r}: {exc}"))
         self._store(model, codec)
         return codec
 
@@ -184,9 +185,8 @@ class DecoderCore:
             frame = checked_frame(fields, self.max_output_pixels)
             if isinstance(frame, Rejection):
                 continue
-            with self._lock:
-                codec = self._codecs.get(frame.header.model)
-            if codec is not None:
+            codec = self._codec_for(frame.header.model, count=False)
+            if not isinstance(codec, Rejection):
                 parsed.append((frame, codec))
         decoded = self.references.catch_up(parsed)
         self.caught_up += decoded
