@@ -169,8 +169,7 @@ class Codec:
             raise ValueError(f"effort > 0 refines frames of up to 1920x1088 pixels, got {image.shape[1]}x{image.shape[0]}")
         a = self.analyse_image(image, quality, encoding)
         level, height, width, channels, encoding = a.level, a.height, a.width, a.channels, a.encoding
-        with self._lock:
-            out = self.net.compress_analysed(a.y, a.z) if effort == 0 else self._compress_refined(a, effort)
+        out = self.compress_analysed(a.y, a.z) if effort == 0 else self._compress_refined(a, effort)
         streams = tuple(s[0] for s in out["strings"])
         header = FrameHeader(
             model=self.model_name,
@@ -223,6 +222,19 @@ class Codec:
         return min(coded, key=objective)
 
     @torch.no_grad()
+    def compress_analysed(self, y: Tensor, z: Tensor | None) -> dict:
+        """Entropy-code an analysed image (`analyse_image`'s y, z): the model's
+        ``{"strings", "shape", "y_hat"}`` (y_hat: the gained quantized latent a decoder recovers)."""
+        with self._lock:
+            return self.net.compress_analysed(y, z)
+
+    def image_tensor(self, image: np.ndarray) -> Tensor:
+        """A checked uint8 image (HxW or HxWx3) as the padded 1x3xHxW float tensor the analysis
+        transform takes (mono repeated to RGB, padded to the model's multiple)."""
+        rgb, _ = self._as_rgb(image)
+        return pad_to_multiple(self._to_tensor(rgb), self.net.downsampling)[0]
+
+    @torch.no_grad()
     def analyse_image(self, image: np.ndarray, quality: int | None = None, encoding: str | None = None) -> AnalysedImage:
         """Check an input image, quality and encoding, and run the analysis transforms: what every
         encoder of this codec (intra here, P-frames in imgcomp.temporal) starts from."""
@@ -273,17 +285,31 @@ class Codec:
         return frame
 
     @torch.no_grad()
-    def _decode_y_hat(self, frame: Frame) -> Tensor:
+    def decode_y_hat(self, frame: Frame) -> Tensor:
+        """The gained quantized latent (1 x M x h x w) of a key frame that `parse` accepted:
+        entropy decoding only. For P-frames see imgcomp.temporal.StreamDecoder."""
+        if frame.header.frame_type != FRAME_KEY:
+            raise BitstreamError(f"frame {frame.header.frame_number} is a predicted frame: decode_y_hat reads key frames only")
         strings = [[s] for s in frame.streams]
         with self._lock:
             return self.net.decompress_latent(strings, frame.header.latent_shape)
 
+    def latent_tensor(self, y_hat: np.ndarray | Tensor) -> Tensor:
+        """An integer latent (M x h x w, numpy or torch) as the 1 x M x h x w tensor the synthesis
+        transform of this codec's backend takes (values are small integers: the cast is exact)."""
+        device = self.device if self.backend == "torch" else torch.device("cpu")
+        dtype = self.net.g_s[0].weight.dtype if self.backend == "torch" and hasattr(self.net, "g_s") else torch.float32
+        y = torch.from_numpy(np.asarray(y_hat)) if not isinstance(y_hat, Tensor) else y_hat
+        if y.dim() == 3:
+            y = y[None]
+        return y.to(device=device, dtype=dtype)
+
     @torch.no_grad()
-    def decode(self, data: bytes | Frame, max_output_pixels: int | None = None) -> np.ndarray:
-        """Payload (bytes, or a parsed Frame) -> uint8 image of the original size (HxWx3, or HxW for mono sources)."""
-        frame = self.parse(data, max_output_pixels)
-        h = frame.header
-        y_hat = self._decode_y_hat(frame)
+    def render(self, y_hat: Tensor, header: FrameHeader) -> np.ndarray:
+        """A gained quantized latent (1 x M x h x w) -> the uint8 image of the header's size,
+        channels and quality (HxWx3, or HxW for mono sources): the synthesis half of `decode`,
+        for key frames and for the latents imgcomp.temporal reconstructs."""
+        h = header
         channels = h.channels
         with self._lock:
             if needs_stripes(h.height, h.width):
@@ -297,9 +323,20 @@ class Codec:
         return np.ascontiguousarray(image.permute(1, 2, 0).numpy())
 
     @torch.no_grad()
+    def decode(self, data: bytes | Frame, max_output_pixels: int | None = None) -> np.ndarray:
+        """Payload (bytes, or a parsed Frame) -> uint8 image of the original size (HxWx3, or HxW for mono sources)."""
+        frame = self.parse(data, max_output_pixels)
+        return self.render(self.decode_y_hat(frame), frame.header)
+
+    @torch.no_grad()
+    def features(self, y_hat: Tensor, quality: int) -> Tensor:
+        """The de-gained latent of a gained quantized latent at `quality` (1-based): what the
+        multi-task perception head reads."""
+        return self.net.latent_features(y_hat, quality - 1)
+
+    @torch.no_grad()
     def decode_latent(self, data: bytes | Frame, max_output_pixels: int | None = None) -> Tensor:
         """The de-gained quantized latent (1 x M x H/16 x W/16, padded area included), without
         running the synthesis transform: the input of the multi-task perception head."""
         frame = self.parse(data, max_output_pixels)
-        y_hat = self._decode_y_hat(frame)
-        return self.net.latent_features(y_hat, frame.header.quality - 1)
+        return self.features(self.decode_y_hat(frame), frame.header.quality)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 MANIFEST = Path(__file__).resolve().parent / "weights" / "manifest.json"
 DEVICES = ("cpu", "cuda")
+MAX_KEYFRAME_INTERVAL = 10_000  # imgcomp.stream.params' range
 
 
 class LaunchArgumentError(ValueError):
@@ -42,3 +43,12 @@ def check_device(device: str) -> str:
     if device not in DEVICES:
         raise LaunchArgumentError(f"device:={device!r} must be one of {', '.join(DEVICES)}")
     return device
+
+
+def check_keyframe_interval(text: str) -> int:
+    """`keyframe_interval:=` as an integer in 0..10000 (0: key frames only)."""
+    if not text.strip().isdigit() or not 0 <= int(text) <= MAX_KEYFRAME_INTERVAL:
+        raise LaunchArgumentError(
+            f"keyframe_interval:={text!r} must be an integer in 0..{MAX_KEYFRAME_INTERVAL} (0: key frames only)"
+        )
+    return int(text)

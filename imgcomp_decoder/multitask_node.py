@@ -69,7 +69,7 @@ class MultiTaskNode(CodecNodeMixin, Node):
                 ("normals_color", NORMALS_COLOR_TOPIC),
             )
         }
-        self._wire(core, CompressedFeatures, INPUT_TOPIC, self._perceive, params["diagnostics_period_s"])
+        self._wire(core, CompressedFeatures, INPUT_TOPIC, self._perceive, params["diagnostics_period_s"], self._catch_up)
         perceiver = self._core.perceiver
         self.get_logger().info(
             f"{perceiver.head_name} on {perceiver.codec_name} features: {self._sub.topic_name} -> "

@@ -20,6 +20,12 @@ with that model (loaded once, then cached); an unknown model, a weights-hash mis
 malformed payload is rejected, counted in the diagnostics (``rejected.<cause>``) and logged
 once per cause every 10 s; the next valid frame decodes as usual.
 
+Temporal mode: each stream (model, weights, stream id) keeps its own reference, so P-frames of two
+encoders on one topic, or of a restarted encoder, are never mixed. A P-frame whose reference was
+lost is rejected (``missing_reference``), as is every later P-frame of its stream up to the next
+key frame: the topic then shows no new image for that long, never a wrong one. Messages the
+worker skips to stay at the newest still get their latents decoded, so skipping costs no frames.
+
 Parameters: see `imgcomp.stream.params.DECODER_PARAMS` and docs/ros.md.
 """
 
@@ -65,7 +71,7 @@ class DecoderNode(CodecNodeMixin, Node):
             Image, OUTPUT_TOPIC, OUTPUT_QOS,
             qos_overriding_options=QoSOverridingOptions.with_default_policies(),
         )
-        self._wire(core, CompressedFeatures, INPUT_TOPIC, self._decode, params["diagnostics_period_s"])
+        self._wire(core, CompressedFeatures, INPUT_TOPIC, self._decode, params["diagnostics_period_s"], self._catch_up)
         add_parameter_callbacks(self, self._validate, self._apply)
         log.info(
             f"decoding {self._sub.topic_name} -> {self._pub.topic_name}; "

@@ -15,6 +15,10 @@ Point the node at another camera with ``-r camera/image_raw:=/my_cam/image_raw -
 camera/image_raw/imgcomp:=/my_cam/image_raw/imgcomp`` (the launch files' ``camera_topic``
 argument does both). QoS of both topics can be changed through ``qos_overrides.*`` parameters.
 
+Temporal mode (``keyframe_interval`` > 0, a model with temporal tables): a key frame every
+``keyframe_interval`` frames and latent P-frames in between; every start of the node, and every
+model switch, begins a new stream (new stream id) with a key frame.
+
 Parameters: see `imgcomp.stream.params.ENCODER_PARAMS` and docs/ros.md.
 
 Threads: the subscription callback only drops the message into a single-slot mailbox; a worker
@@ -67,6 +71,7 @@ class EncoderNode(CodecNodeMixin, Node):
             max_pixels=params["max_input_pixels"],
             target_kbps=params["target_bitrate_kbps"],
             fps_hint=params["fps_hint"],
+            keyframe_interval=params["keyframe_interval"],
         )
         self._model_thread: threading.Thread | None = None
 
@@ -79,7 +84,8 @@ class EncoderNode(CodecNodeMixin, Node):
         log.info(
             f"encoding {self._sub.topic_name} -> {self._pub.topic_name} with {self._core.model_name} "
             f"(weights {self._core.codec.model_hash}), quality {self._core.quality}, "
-            f"target {self._core.target_kbps:g} kbit/s, on {device}"
+            f"target {self._core.target_kbps:g} kbit/s, on {device}; temporal mode "
+            f"{self._core.diagnostics()['temporal']}, stream {self._core.stream_id:08x}"
         )
 
     # ------------------------------------------------------------------------ parameters
@@ -108,6 +114,8 @@ class EncoderNode(CodecNodeMixin, Node):
                 self._core.set_target_kbps(p.value)
             elif p.name == "max_input_pixels":
                 self._core.set_max_pixels(p.value)
+            elif p.name == "keyframe_interval":
+                self._core.set_keyframe_interval(p.value)
             elif p.name == "model" and p.value != self._core.model_name:
                 self._model_thread = threading.Thread(
                     target=self._switch_model, args=(p.value,), name="imgcomp-model-load", daemon=True
@@ -121,7 +129,8 @@ class EncoderNode(CodecNodeMixin, Node):
             self.get_logger().error(f"cannot switch to model {model!r}: {exc}; still using {self._core.model_name}")
             return
         self.get_logger().info(
-            f"switched to model {model} (weights {self._core.codec.model_hash}), quality {self._core.quality}"
+            f"switched to model {model} (weights {self._core.codec.model_hash}), quality {self._core.quality}; "
+            f"new stream {self._core.stream_id:08x} (key frame first), temporal mode {self._core.diagnostics()['temporal']}"
         )
 
     # ---------------------------------------------------------------------------- frames

@@ -27,6 +27,7 @@ class CodecNodeMixin:
 
     ROLE = "codec"
     LOG_THROTTLE_S = 10.0
+    KEEP_SKIPPED = 30  # skipped messages whose references a receiving node still keeps (1 s at 30 fps)
 
     _backend: Choice  # set by _start
     _device: Choice
@@ -47,21 +48,30 @@ class CodecNodeMixin:
         return params
 
     def _wire(self, core: Any, input_type: type, input_topic: str, handle: Callable[[Any], None],
-              diagnostics_period_s: float) -> None:
+              diagnostics_period_s: float, on_skipped: Callable[[list[Any]], None] | None = None) -> None:
         """Rejection log, diagnostics publisher, the latest-frame worker running `handle`, the
-        input subscription (sensor-data QoS, overridable) and the diagnostics timer."""
+        input subscription (sensor-data QoS, overridable) and the diagnostics timer.
+        `on_skipped` gets the messages the worker skipped to stay at the newest (the receiving
+        nodes keep their temporal references with it)."""
         self._core = core
         self._rejections = RejectionLog(self.LOG_THROTTLE_S)
         self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         self._worker = LatestFrameWorker(
             handle, name=f"imgcomp-{self.ROLE}",
             on_drop=core.stats.record_dropped, on_error=self._on_worker_error,
+            on_skipped=on_skipped, keep_skipped=self.KEEP_SKIPPED,
         ).start()
         self._sub = self.create_subscription(
             input_type, input_topic, self._on_message, qos_profile_sensor_data,
             qos_overriding_options=QoSOverridingOptions.with_default_policies(),
         )
         self._diag_timer = self.create_timer(diagnostics_period_s, self._publish_diagnostics)
+
+    def _catch_up(self, msgs: list[Any]) -> None:
+        """`on_skipped` of the receiving nodes: the core keeps the skipped frames' references."""
+        from imgcomp.stream import FeaturesFields
+
+        self._core.catch_up([FeaturesFields.from_msg(m) for m in msgs])
 
     def _on_message(self, msg: Any) -> None:
         """Subscription callback: count the input, hand it to the latest-frame worker."""

@@ -2,8 +2,9 @@
 
     ros2 launch imgcomp jetson_encode.launch.py camera_topic:=/camera/image_raw device:=cuda
 
-Publishes `<camera_topic>/imgcomp` (imgcomp_msgs/CompressedFeatures). `model`, `quality` and
-`device` override the parameter file when given; left empty, the file's values apply.
+Publishes `<camera_topic>/imgcomp` (imgcomp_msgs/CompressedFeatures). `model`, `quality`,
+`keyframe_interval` and `device` override the parameter file when given; left empty, the file's
+values apply.
 """
 
 from launch import LaunchDescription
@@ -12,7 +13,7 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-from imgcomp.launch_args import check_device, check_model, check_quality
+from imgcomp.launch_args import check_device, check_keyframe_interval, check_model, check_quality
 
 
 def _encoder(context):
@@ -27,6 +28,9 @@ def _encoder(context):
     quality = LaunchConfiguration("quality").perform(context)
     if quality:
         overrides["quality"] = check_quality(quality, model or None)
+    keyframe_interval = LaunchConfiguration("keyframe_interval").perform(context)
+    if keyframe_interval:
+        overrides["keyframe_interval"] = check_keyframe_interval(keyframe_interval)
     parameters = [LaunchConfiguration("params_file").perform(context)]
     if overrides:
         parameters.append(overrides)
@@ -65,6 +69,12 @@ def generate_launch_description():
                 "quality",
                 default_value="",
                 description="quality level 1 (fewest bits) .. the model's levels; empty: the params_file value",
+            ),
+            DeclareLaunchArgument(
+                "keyframe_interval",
+                default_value="",
+                description="temporal mode: a key frame every N frames, P-frames in between (0: key frames only); "
+                "empty: the params_file value",
             ),
             DeclareLaunchArgument(
                 "device",

@@ -42,6 +42,12 @@ def generate_launch_description():
                 description="quality level 1 (fewest bits) .. the model's levels; empty: config/encoder.yaml",
             ),
             DeclareLaunchArgument(
+                "keyframe_interval",
+                default_value="",
+                description="temporal mode: a key frame every N frames, P-frames in between (0: key frames only); "
+                "empty: config/encoder.yaml",
+            ),
+            DeclareLaunchArgument(
                 "device",
                 default_value="cpu",
                 description="cpu or cuda for both nodes (cuda falls back to cpu, logged, without a GPU)",
@@ -64,6 +70,7 @@ def generate_launch_description():
                     "camera_topic": camera_topic,
                     "model": LaunchConfiguration("model"),
                     "quality": LaunchConfiguration("quality"),
+                    "keyframe_interval": LaunchConfiguration("keyframe_interval"),
                     "device": LaunchConfiguration("device"),
                 }.items(),
             )]),

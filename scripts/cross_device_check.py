@@ -49,13 +49,13 @@ def sync(device: str) -> None:
 def decode_with_latent(codec: Codec, payload: bytes, latent: torch.Tensor | None = None) -> tuple[np.ndarray, torch.Tensor]:
     """Decode `payload`; with `latent`, synthesise from that latent instead of the decoded one."""
     captured = {}
-    decode_y_hat = codec._decode_y_hat
+    decode_y_hat = codec.decode_y_hat
 
     def spy(frame):
         captured["y_hat"] = decode_y_hat(frame) if latent is None else latent.clone()
         return captured["y_hat"]
 
-    with mock.patch.object(codec, "_decode_y_hat", spy):
+    with mock.patch.object(codec, "decode_y_hat", spy):
         image = codec.decode(payload)
     return image, captured["y_hat"]
 

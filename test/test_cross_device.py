@@ -109,13 +109,13 @@ def assert_decodes_exactly(decoder: Codec, payload: bytes, y_hat: torch.Tensor, 
     would synthesise from the encoder's y_hat itself."""
     assert torch.equal(y_hat, torch.round(y_hat)), name
     captured = {}
-    decode_y_hat = decoder._decode_y_hat
+    decode_y_hat = decoder.decode_y_hat
 
     def spy(frame):
         captured["latent"] = decode_y_hat(frame)
         return captured["latent"]
 
-    with mock.patch.object(decoder, "_decode_y_hat", spy):
+    with mock.patch.object(decoder, "decode_y_hat", spy):
         decoded = decoder.decode(payload)
     latent = captured["latent"]
     sent = y_hat.to(device=latent.device, dtype=latent.dtype)
@@ -123,7 +123,7 @@ def assert_decodes_exactly(decoder: Codec, payload: bytes, y_hat: torch.Tensor, 
     assert mismatches == 0, f"{name}: {mismatches} of {latent.numel()} latent values differ"
     if not image:
         return
-    with mock.patch.object(decoder, "_decode_y_hat", lambda frame: sent.clone()):
+    with mock.patch.object(decoder, "decode_y_hat", lambda frame: sent.clone()):
         reference = decoder.decode(payload)
     assert np.array_equal(decoded, reference), name
 

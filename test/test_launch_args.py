@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from imgcomp.launch_args import LaunchArgumentError, check_device, check_model, check_quality
+from imgcomp.launch_args import LaunchArgumentError, check_device, check_keyframe_interval, check_model, check_quality
+from imgcomp.stream.params import ENCODER_PARAMS
 from imgcomp.multitask.scenes import textures
 from launch_ast import called_in, calls, literal, parse, strings_or_names
 
@@ -35,9 +36,21 @@ def test_unknown_model_and_device_are_refused() -> None:
     assert check_device("cuda") == "cuda"
 
 
+@pytest.mark.parametrize("text", ["-1", "10001", "2.5", "x", " "])
+def test_bad_keyframe_interval_is_one_clear_error(text: str) -> None:
+    with pytest.raises(LaunchArgumentError, match=r"keyframe_interval:=.* must be an integer in 0\.\.10000"):
+        check_keyframe_interval(text)
+
+
+def test_keyframe_interval_range_is_the_parameter_range() -> None:
+    spec = next(s for s in ENCODER_PARAMS if s.name == "keyframe_interval")
+    assert (spec.low, spec.high) == (0, 10000)
+    assert check_keyframe_interval("0") == 0 and check_keyframe_interval("10000") == 10000
+
+
 def test_the_launch_files_check_their_arguments() -> None:
     launch = Path(__file__).resolve().parent.parent / "launch"
-    assert {"check_model", "check_device", "check_quality"} <= called_in("_encoder", launch / "jetson_encode.launch.py")
+    assert {"check_model", "check_device", "check_quality", "check_keyframe_interval"} <= called_in("_encoder", launch / "jetson_encode.launch.py")
     assert "check_model" in strings_or_names(launch / "host_decode.launch.py")
     # Each include in its own scope, so jetson_encode's params_file never reaches the decoder.
     groups = calls(parse(launch / "loopback.launch.py"), "GroupAction")

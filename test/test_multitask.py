@@ -280,3 +280,51 @@ def test_core_publishes_five_images_and_survives_bad_payloads(perceiver, hyperpr
     diagnostics = core.diagnostics()
     assert diagnostics["head"] == "multitask-latent" and diagnostics["rejected.head_mismatch"] == "2"
     assert core.status()[0] == stats_mod.WARN
+
+
+def _stream_fields(payloads: list[bytes]) -> list[FeaturesFields]:
+    out = []
+    for data in payloads:
+        h = bitstream.unpack(data).header
+        out.append(FeaturesFields(data=data, codec=h.model, model_hash=h.model_hash, quality=h.quality, height=h.height,
+                                  width=h.width, encoding=h.encoding, frame_type=h.frame_type,
+                                  frame_number=h.frame_number, reference_frame_number=h.reference_frame_number,
+                                  stamp=(h.frame_number, 0), frame_id="cam"))
+    return out
+
+
+def test_core_reads_a_pframes_reconstructed_latent(perceiver, hyperprior_codec) -> None:
+    """Temporal mode: the head reads each P-frame's latent as reconstructed against its stream's
+    reference (real vtest.avi frames); a P-frame without its reference is refused, never guessed."""
+    from imgcomp.temporal.stream import StreamDecoder, StreamEncoder
+    from imgcomp.video import read_video
+
+    clip = Path(__file__).resolve().parent / "fixtures" / "vtest_100f_192x144.avi"
+    frames, _ = read_video(clip, 6)
+    encoder = StreamEncoder(hyperprior_codec, keyframe_interval=5)
+    sent = [encoder.encode(f, quality=3) for f in frames]
+    assert [e.keyframe for e in sent] == [True, False, False, False, False, True]
+    fields = _stream_fields([e.payload for e in sent])
+    core = MultiTaskCore(perceiver)
+    reference = StreamDecoder(hyperprior_codec)
+    for t, f in enumerate(fields):
+        out = core.process(f)
+        assert isinstance(out, PerceptionFields), out
+        header, y_hat = reference.decode_latent(f.data)
+        assert np.array_equal(y_hat, sent[t].y_hat)
+        expected = perceiver.perceive_latent(header, y_hat)
+        np.testing.assert_array_equal(np.frombuffer(out.depth.data, dtype="<f4").reshape(144, 192), expected.depth)
+    # a key frame read as a latent gives what the payload path gives
+    np.testing.assert_allclose(perceiver.perceive_latent(*StreamDecoder(hyperprior_codec).decode_latent(fields[0].data)).depth,
+                               perceiver.perceive(fields[0].data).depth, rtol=1e-6)
+    assert core.diagnostics()["pframes_decoded"] == "4"
+    lossy = MultiTaskCore(perceiver)
+    results = [lossy.process(f) for t, f in enumerate(fields) if t != 2]
+    assert [type(r).__name__ for r in results] == ["PerceptionFields", "PerceptionFields", "Rejection", "Rejection",
+                                                  "PerceptionFields"]
+    assert results[2].cause == "missing_reference" and lossy.stats.rejected_by_cause == {"missing_reference": 2}
+    # the worker's skipped frames keep the reference
+    catching = MultiTaskCore(perceiver)
+    catching.process(fields[0])
+    assert catching.catch_up(fields[1:3]) == 2
+    assert isinstance(catching.process(fields[3]), PerceptionFields)

@@ -312,3 +312,49 @@ def test_bench_window_errors_match_the_test_windows() -> None:
     errors = window_errors(sizes, fps=10.0, target_kbps=80.0, settle_s=0.0)
     assert errors[0] == pytest.approx(0.0) and errors[-1] == pytest.approx(1.0)
     assert len(errors) == 11
+
+
+# ------------------------------------------------------------------ temporal mode: P-frames
+CLIP = REPO / "test" / "fixtures" / "vtest_100f_192x144.avi"  # committed: runs without data/
+
+
+@pytest.fixture(scope="module")
+def clip_frames() -> list[np.ndarray]:
+    from imgcomp.video import read_video
+
+    frames, fps = read_video(CLIP, 100)
+    assert fps == 10.0 and len(frames) == 100
+    return frames
+
+
+def _stream(codec, frames, fps: float, target: float = 0.0, quality: int = 3, interval: int = 10):
+    """Every frame really encoded by the encoder node's core (temporal mode): sizes, levels, types."""
+    from imgcomp.stream import EncoderCore, ImageFields
+
+    core = EncoderCore(lambda _name: codec, model=codec.model_name, quality=quality, target_kbps=target,
+                       fps_hint=fps, keyframe_interval=interval)
+    h, w = frames[0].shape[:2]
+    out = [core.process(ImageFields(f.tobytes(), h, w, "rgb8", 3 * w), now=100.0 + i / fps) for i, f in enumerate(frames)]
+    return [len(o.data) for o in out], [o.quality for o in out], [o.frame_type for o in out], core
+
+
+@pytest.mark.parametrize("between", [(2, 3), (3, 4), (4, 5)])
+def test_pframes_every_window_within_ten_percent(hyperprior_codec, clip_frames, between) -> None:
+    """Closed loop on 100 real frames (vtest.avi, 10 fps, a key frame every 10): the target lies
+    halfway (geometrically) between what two fixed levels cost as groups, so frames must mix
+    levels and multipliers; every 1 s window after the first second stays within +-10 %."""
+    from imgcomp.eval.rate_bench import window_errors
+
+    torch.set_num_threads(1)
+    fps = 10.0
+    fixed = [np.mean(_stream(hyperprior_codec, clip_frames[:30], fps, quality=q)[0]) * 8e-3 * fps for q in between]
+    target = math.sqrt(fixed[0] * fixed[1])
+    sizes, levels, types, core = _stream(hyperprior_codec, clip_frames, fps, target=target)
+    errors = window_errors(sizes, fps, target, settle_s=SETTLE_S)
+    worst = max(errors, key=abs)
+    assert abs(worst) <= TOLERANCE, f"target {target:.1f} kbit/s: worst window {worst:+.1%}; levels {levels}; types {types}"
+    assert np.mean(sizes) * 8e-3 * fps == pytest.approx(target, rel=0.05)
+    # the temporal mode stays on: mostly P-frames, and the level only changes at a key frame
+    assert types.count(1) >= 80
+    assert all(types[i] == 0 for i in range(1, len(levels)) if levels[i] != levels[i - 1])
+    assert core.diagnostics()["rate_range"] == "in_range"

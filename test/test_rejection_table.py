@@ -15,11 +15,12 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from imgcomp.bitstream import FRAME_PREDICTED, Frame, pack_fields, unpack
+from imgcomp.bitstream import Frame, pack_fields, unpack
 from imgcomp.codec import Codec
 from imgcomp.eval.fuzz import fields_for
 from imgcomp.stream.decoder_core import DecoderCore
 from imgcomp.stream.rejections import Rejection
+from imgcomp.temporal.stream import StreamEncoder
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "ros.md"
 
@@ -47,6 +48,18 @@ def payload(codec: Codec) -> bytes:
     return codec.encode((rng.random((48, 64, 3)) * 255).astype(np.uint8), quality=2)
 
 
+@pytest.fixture(scope="module")
+def pframe(codec: Codec) -> bytes:
+    """A real P-frame (the second frame of a stream that shows the same picture twice)."""
+    rng = np.random.default_rng(1)
+    image = (rng.random((48, 64, 3)) * 255).astype(np.uint8)
+    encoder = StreamEncoder(codec, keyframe_interval=10)
+    encoder.encode(image, quality=2)
+    out = encoder.encode(image, quality=2)
+    assert not out.keyframe
+    return out.payload
+
+
 def _repack(payload: bytes, **header_changes: object) -> bytes:
     frame = unpack(payload)
     return pack_fields(Frame(replace(frame.header, **header_changes), frame.streams))
@@ -72,8 +85,12 @@ class _BrokenCodec:
         raise RuntimeError("out of memory")
 
 
+def _factorized(model: str) -> Codec:
+    return Codec("factorized-mse")
+
+
 # input text (as in the docs) -> (payload builder, fields adjuster, factory, max_output_pixels)
-def cases(codec: Codec, payload: bytes) -> dict[str, tuple[bytes, Callable, Callable | None, int]]:
+def cases(codec: Codec, payload: bytes, pframe: bytes) -> dict[str, tuple[bytes, Callable, Callable | None, int]]:
     same = lambda f: f  # noqa: E731
     flipped = bytearray(payload)
     flipped[len(flipped) // 2] ^= 0x10
@@ -89,7 +106,14 @@ def cases(codec: Codec, payload: bytes) -> dict[str, tuple[bytes, Callable, Call
         "a forged string of valid length": (_with_streams(payload, (b"\xff" * 8, b"\xff" * 8)), same, None, 0),
         "message fields that disagree with the payload": (payload, lambda f: replace(f, width=f.width + 1), None, 0),
         "latent shape that does not fit the image": (_repack(payload, latent_shape=(9, 9)), same, None, 0),
-        "predicted frame (`frame_type` 1, temporal mode: the library's `imgcomp.temporal.StreamDecoder` decodes them, the nodes do not yet)": (_repack(payload, frame_type=FRAME_PREDICTED), same, None, 0),
+        "a predicted frame whose reference was not decoded here (a lost, dropped or reordered message, a decoder "
+        "started mid-stream, an encoder restart), and every later predicted frame of that stream up to its next key "
+        "frame": (pframe, same, None, 0),
+        "a predicted frame coded with other temporal tables than this installation's": (
+            _with_streams(pframe, (b"\x00" * 8,) + unpack(pframe).streams[1:]), same, None, 0),
+        "a predicted frame of a model that has no temporal tables": (
+            _repack(pframe, model="factorized-mse", model_hash=_factorized("").model_hash, latent_shape=(3, 4)),
+            same, _factorized, 0),
         "same model name, other weights": (_repack(payload, model_hash="0123456789abcdef"), same, None, 0),
         "a model this installation does not ship": (_repack(payload, model="my-private-model"), same, None, 0),
         "a shipped model whose weights do not load": (payload, same, _failing("weights file missing"), 0),
@@ -98,15 +122,15 @@ def cases(codec: Codec, payload: bytes) -> dict[str, tuple[bytes, Callable, Call
     }
 
 
-def test_every_documented_row_has_a_case(codec: Codec, payload: bytes) -> None:
+def test_every_documented_row_has_a_case(codec: Codec, payload: bytes, pframe: bytes) -> None:
     documented = {row[0] for row in decoder_table()}
-    assert documented == set(cases(codec, payload)), "docs/ros.md and this test disagree on the rows"
+    assert documented == set(cases(codec, payload, pframe)), "docs/ros.md and this test disagree on the rows"
 
 
 @pytest.mark.parametrize("row", decoder_table(), ids=lambda r: r[0][:40])
-def test_documented_row(row: tuple[str, str, str], codec: Codec, payload: bytes) -> None:
+def test_documented_row(row: tuple[str, str, str], codec: Codec, payload: bytes, pframe: bytes) -> None:
     what, cause, text = row
-    data, adjust, factory, _ = cases(codec, payload)[what]
+    data, adjust, factory, _ = cases(codec, payload, pframe)[what]
     core = DecoderCore(factory or (lambda model: codec), model=None)
     result = core.process(adjust(fields_for(data)))
     if cause == "–":

@@ -89,7 +89,8 @@ def test_launch_file_compiles_and_documents_its_arguments(name: str) -> None:
 
 def test_launch_arguments_and_wiring() -> None:
     encode = _arguments(LAUNCH / "jetson_encode.launch.py")
-    assert set(encode) == {"camera_topic", "model", "quality", "device", "params_file"}
+    assert set(encode) == {"camera_topic", "model", "quality", "keyframe_interval", "device", "params_file"}
+    assert encode["keyframe_interval"] == ""  # the parameter file's value unless given
     assert encode["camera_topic"] == "/camera/image_raw"
     decode = _arguments(LAUNCH / "host_decode.launch.py")
     assert decode["rviz"] == "false"
@@ -111,6 +112,8 @@ def test_launch_arguments_and_wiring() -> None:
         for call in launch_ast.calls(launch_ast.parse(LAUNCH / "loopback.launch.py"), "PythonLaunchDescriptionSource")
     }
     assert included == {"jetson_encode.launch.py", "host_decode.launch.py"}
+    loopback_includes = launch_ast.calls(launch_ast.parse(LAUNCH / "loopback.launch.py"), "IncludeLaunchDescription")
+    assert "'keyframe_interval': LaunchConfiguration('keyframe_interval')" in launch_ast.source(loopback_includes[0], "launch_arguments")
 
 
 def _node_topics(path: Path) -> dict[str, str]:
@@ -162,7 +165,7 @@ def test_docs_cover_parameters_and_rejection_causes() -> None:
     for spec in ENCODER_PARAMS + DECODER_PARAMS + MULTITASK_PARAMS:
         assert f"| `{spec.name}` |" in docs, spec.name
     causes = [value for key, value in vars(rejections).items() if key.isupper() and isinstance(value, str)]
-    assert len(causes) == 10
+    assert len(causes) == 11
     for cause in causes:
         assert f"`{cause}`" in docs, cause
     for name in LAUNCH_FILES:

@@ -119,3 +119,46 @@ def test_worker_with_the_real_encoder_drops_under_a_burst(factory, photo) -> Non
     assert level == stats_mod.OK and "skipped to stay at the latest (by design)" in message
 
 
+
+
+def test_mailbox_keeps_the_skipped_items_in_order_when_asked() -> None:
+    box: LatestFrameMailbox[int] = LatestFrameMailbox(keep_skipped=2)
+    for i in range(4):
+        box.put(i)
+    assert box.get_with_skipped(timeout=0) == (True, 3, [1, 2])  # 0 forgotten: only 2 are kept
+    assert (box.dropped, box.forgotten) == (3, 1)
+    box.put(4)
+    assert box.get_with_skipped(timeout=0) == (True, 4, [])
+    plain: LatestFrameMailbox[int] = LatestFrameMailbox()
+    plain.put(0)
+    plain.put(1)
+    assert plain.get_with_skipped(timeout=0) == (True, 1, [])
+    with pytest.raises(ValueError):
+        LatestFrameMailbox(keep_skipped=-1)
+
+
+def test_worker_hands_the_skipped_items_over_before_the_newest() -> None:
+    """What the decoder node relies on: while the worker is busy, replaced messages are passed to
+    `on_skipped` (oldest first) right before the message that replaced them."""
+    consumer = SlowConsumer()
+    calls: list[tuple[str, object]] = []
+
+    def handler(item: int) -> None:
+        calls.append(("item", item))
+        consumer(item)
+
+    worker = LatestFrameWorker(handler, on_skipped=lambda items: calls.append(("skipped", list(items))),
+                               keep_skipped=3).start()
+    try:
+        worker.put(0)
+        assert consumer.busy.wait(10)
+        for i in range(1, 6):
+            worker.put(i)  # 1..4 replaced while 0 is processed; 1 forgotten (only 3 kept)
+        with consumer.done:
+            consumer.release.set()
+            assert consumer.done.wait_for(lambda: len(consumer.seen) == 2, 10)
+    finally:
+        consumer.release.set()
+        assert worker.stop()
+    assert calls == [("item", 0), ("skipped", [2, 3, 4]), ("item", 5)]
+    assert worker.dropped == 4 and worker.mailbox.forgotten == 1

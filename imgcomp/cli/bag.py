@@ -1,7 +1,7 @@
 """The `imgcomp bag ...` commands; `imgcomp.cli.main` adds them with `register_bag_commands(sub)`.
 
-    imgcomp bag compress IN OUT [--topic T] [--model M] [--quality Q] [--effort N] [--storage mcap|sqlite3]
-    imgcomp bag decompress IN OUT [--storage mcap|sqlite3]
+    imgcomp bag compress IN OUT [--topic T] [--model M] [--quality Q] [--keyframe-interval N] [--effort N] [--storage mcap|sqlite3]
+    imgcomp bag decompress IN OUT [--start SECONDS] [--storage mcap|sqlite3]
     imgcomp bag info BAG [--json]
     imgcomp bag eval COMPRESSED RAW [--out FILE] [--no-per-frame]
 """
@@ -14,7 +14,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from imgcomp.cli.support import device_arg, effort_arg, run_command
+from imgcomp.cli.support import device_arg, effort_arg, keyframe_interval_arg, run_command
+from imgcomp.defaults import DEFAULT_KEYFRAME_INTERVAL
 
 __all__ = ["register_bag_commands"]
 
@@ -46,6 +47,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
             args.input, args.output, topic=args.topic, model=args.model, quality=args.quality,
             storage=args.storage, device=args.device, overwrite=args.overwrite, progress=not args.no_progress,
             effort=args.effort,
+            keyframe_interval=args.keyframe_interval,
         )
         _show(summary, args.json)
         return 0
@@ -61,7 +63,7 @@ def _cmd_decompress(args: argparse.Namespace) -> int:
     def action() -> int:
         summary = decompress(
             args.input, args.output, storage=args.storage, device=args.device,
-            overwrite=args.overwrite, progress=not args.no_progress,
+            overwrite=args.overwrite, progress=not args.no_progress, start=args.start,
         )
         _show(summary, args.json)
         return 0
@@ -111,6 +113,16 @@ def _write_atomically(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if not seconds >= 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds >= 0")
+    return seconds
+
+
 def register_bag_commands(sub: Any) -> argparse.ArgumentParser:
     """Add `bag` with compress / decompress / info / eval to an argparse subparsers object."""
     bag = sub.add_parser(
@@ -140,7 +152,10 @@ def register_bag_commands(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--quality", type=int, help="quality level 1..levels (default: the model's middle level)")
     p.add_argument("--effort", type=effort_arg, default=0,
                    help="encoder effort 0..3: refine each frame's latents for fewer bits (0: one pass, the default; "
-                        "3: about 200 refinement steps per frame, minutes per frame on a CPU)")
+                        "3: about 200 refinement steps per frame, minutes per frame on a CPU; key frames only)")
+    p.add_argument("--keyframe-interval", type=keyframe_interval_arg, default=None,
+                   help="temporal mode: a key frame every N frames, P-frames in between; 0: key frames only "
+                   f"(default: {DEFAULT_KEYFRAME_INTERVAL}, as the encoder node; 0 with --effort)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     common(p)
     p.set_defaults(func=_cmd_compress)
@@ -150,6 +165,9 @@ def register_bag_commands(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("input", type=Path, metavar="IN")
     p.add_argument("output", type=Path, metavar="OUT")
+    p.add_argument("--start", type=_seconds, metavar="SECONDS",
+                   help="write only from this many seconds after the bag's first message on; every stream "
+                   "is decoded from its key frame before that, so the first image is right")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     common(p)
     p.set_defaults(func=_cmd_decompress)

@@ -7,7 +7,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from imgcomp.cli.support import Parser, device_arg, effort_arg, run_command
+from imgcomp.cli.support import Parser, device_arg, effort_arg, keyframe_interval_arg, run_command
 from imgcomp.defaults import BACKENDS, DEFAULT_MODEL, MAX_EFFORT
 
 
@@ -141,7 +141,7 @@ def _cmd_bench_rate(args: argparse.Namespace) -> int:
     import torch
 
     from imgcomp.classical import set_threads
-    from imgcomp.eval.rate_bench import run_rate_bench
+    from imgcomp.eval.rate_bench import result_name, run_rate_bench
     from imgcomp.video import read_video
 
     if args.threads:
@@ -149,8 +149,9 @@ def _cmd_bench_rate(args: argparse.Namespace) -> int:
         set_threads(args.threads)
     frames, native_fps = read_video(args.video, max_frames=args.frames)
     fps = args.fps or native_fps
-    run_rate_bench(frames, args.model, args.targets, fps, args.out, device=args.device)
-    print((args.out / "rate.md").read_text())
+    run_rate_bench(frames, args.model, args.targets, fps, args.out, device=args.device,
+                   keyframe_interval=args.keyframe_interval)
+    print((args.out / f"{result_name(args.keyframe_interval)}.md").read_text())
     return 0
 
 
@@ -297,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/rate"))
     p.add_argument("--device", default="cpu", type=device_arg)
     p.add_argument("--threads", type=int, default=0, help="torch's, libavif's and libjxl's threads (0: their defaults)")
+    p.add_argument("--keyframe-interval", type=keyframe_interval_arg, default=0,
+                   help="0: key frames only (rate.md); N: temporal mode, a key frame every N frames (rate_kfN.md)")
     p.set_defaults(func=_cmd_bench_rate)
 
     # temporal mode (imgcomp.eval.video parses its own options)

@@ -3,7 +3,7 @@
 * `Parser`: argparse with one-line errors (`imgcomp bag compress: error: ... (see --help)`)
   instead of the usage block;
 * `device_arg`: an argparse type for `--device` (cpu, cuda, cuda:N) that also says at once
-  when torch sees no such GPU;
+  when torch sees no such GPU; `keyframe_interval_arg`: one for `--keyframe-interval`;
 * `run_command`: runs a command; user errors (missing or existing files, bad values, damaged
   bags, unknown models, Ctrl-C) become one line and exit status 1 (130 for Ctrl-C). Set
   IMGCOMP_TRACEBACK=1 to get the traceback instead.
@@ -17,7 +17,7 @@ import re
 import sys
 from typing import Any, Callable, NoReturn
 
-__all__ = ["Parser", "device_arg", "effort_arg", "run_command", "user_error_types"]
+__all__ = ["Parser", "device_arg", "effort_arg", "keyframe_interval_arg", "run_command", "user_error_types"]
 
 _DEVICE = re.compile(r"cpu|cuda(:\d+)?")
 
@@ -49,6 +49,13 @@ def effort_arg(value: str) -> int:
         return check_effort(int(value))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc) if value.strip().lstrip("-").isdigit() else f"{value!r} is not an integer") from None
+
+
+def keyframe_interval_arg(value: str) -> int:
+    """0 (key frames only) .. 10000, like the encoder node's `keyframe_interval` parameter."""
+    if not value.strip().isdigit() or int(value) > 10_000:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer in 0..10000 (0: key frames only)")
+    return int(value)
 
 
 def user_error_types() -> tuple[type[BaseException], ...]:

@@ -33,7 +33,6 @@ from imgcomp.bitstream import unpack
 from imgcomp.codec import Codec
 from imgcomp.eval.rd import RDPoint, bd_rate
 from imgcomp.metrics import ms_ssim_index, psnr
-from imgcomp.padding import pad_to_multiple
 from imgcomp.temporal.stream import StreamDecoder, StreamEncoder, synthesise
 from imgcomp.temporal.tables import TemporalTables
 from imgcomp.video import read_video
@@ -120,7 +119,7 @@ def run_video_bench(video: Path, out: Path, frames_n: int, scale: float, levels:
     codec = Codec(model)
     net = codec.net
     with torch.no_grad():
-        g = [net.g_a(pad_to_multiple(codec._to_tensor(f), net.downsampling)[0]) for f in frames]
+        g = [net.g_a(codec.image_tensor(f)) for f in frames]
     curves: dict[str, list[RDPoint]] = {}
     rows = []
     configs = _variants(intervals, list(tables), list(multipliers), rd_ablation)

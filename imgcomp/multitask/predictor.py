@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from imgcomp.bitstream import Frame, unpack
+from imgcomp.bitstream import Frame, FrameHeader, unpack
 from imgcomp.codec import Codec
 from imgcomp.models.registry import WeightsError
 from imgcomp.multitask.model import PAYLOAD_INPUTS, MultiTaskHead
@@ -81,12 +81,27 @@ class Perceiver:
         `imgcomp.bitstream.unpack`: it is not parsed again)."""
         frame = payload if isinstance(payload, Frame) else unpack(payload)
         header = frame.header
-        payload = frame
         started = time.perf_counter()
         if self.entry["input"] == "latent":
-            x = self.codec.decode_latent(payload).to(self.device)
+            x = self.codec.decode_latent(frame).to(self.device)
         else:
-            x = image_tensor(self.codec.decode(payload), self.device)
+            x = image_tensor(self.codec.decode(frame), self.device)
+        return self._predict(x, header, started)
+
+    @torch.no_grad()
+    def perceive_latent(self, header: FrameHeader, y_hat: np.ndarray, decode_ms: float = 0.0) -> Perception:
+        """Depth, labels and normals from a frame's reconstructed integer latent (M x h x w, as
+        `imgcomp.temporal.StreamDecoder` gives it for key and P-frames alike); `decode_ms` is the
+        time already spent getting it (reported in the Perception)."""
+        started = time.perf_counter() - decode_ms / 1e3
+        y = self.codec.latent_tensor(y_hat)
+        if self.entry["input"] == "latent":
+            x = self.codec.features(y, header.quality).to(self.device)
+        else:
+            x = image_tensor(self.codec.render(y, header), self.device)
+        return self._predict(x, header, started)
+
+    def _predict(self, x: torch.Tensor, header: FrameHeader, started: float) -> Perception:
         decoded = time.perf_counter()
         with self._lock:
             out = self.head.predict(x, header.height, header.width)

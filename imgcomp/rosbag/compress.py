@@ -1,5 +1,9 @@
 """`imgcomp bag compress`: the images of one topic become CompressedFeatures, through the
-encoder node's own `EncoderCore` (see `imgcomp.rosbag`)."""
+encoder node's own `EncoderCore` (see `imgcomp.rosbag`).
+
+Temporal mode as in the node (`keyframe_interval`, default the node's 10): the bag holds groups of
+a key frame and latent P-frames, one stream (one stream id) per run; a size, encoding or scene
+change in the input starts a new group at once."""
 
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from imgcomp.rosbag.common import (
 )
 from imgcomp.rosbag.io import bag_size_bytes, open_reader
 from imgcomp.rosbag.output import check_output, open_output
+from imgcomp.defaults import DEFAULT_KEYFRAME_INTERVAL
 from imgcomp.rosbag.messages import IMAGE_TYPE, MSG_TYPE, make_features_msg, serialize
 
 if TYPE_CHECKING:
@@ -49,7 +54,10 @@ class CompressSummary:
     model_hash: str
     quality: int
     effort: int = 0  # encoder refinement (Codec.encode's effort)
+    keyframe_interval: int = DEFAULT_KEYFRAME_INTERVAL
+    temporal: str = ""  # the encoder's note: on, or why every frame is a key frame
     frames: int = 0  # images converted
+    keyframes: int = 0  # of them key frames (the rest P-frames)
     skipped: dict[str, int] = field(default_factory=dict)  # images not converted, by cause
     copied: int = 0  # other messages copied unchanged
     image_bytes: int = 0  # serialized source image messages
@@ -82,6 +90,7 @@ class CompressSummary:
             f"{self.input} -> {self.output}\n"
             f"  {self.topic} -> {self.features_topic}: {self.frames} frames, skipped: {skipped}\n"
             f"  model {self.model} ({self.model_hash}), quality {self.quality}, effort {self.effort}, mean {bpp} bpp\n"
+            f"  {self.keyframes} key frames, {self.frames - self.keyframes} P-frames; temporal mode {self.temporal}\n"
             f"  {self.copied} other messages copied\n"
             f"  bag {self.in_bytes:,} B -> {self.out_bytes:,} B ({ratio} smaller); "
             f"image messages {self.image_bytes:,} B -> {self.features_bytes:,} B ({image_ratio})\n"
@@ -115,7 +124,9 @@ def _features_cdr(header: Any, result: Any) -> bytes:
             width=result.width,
             encoding=result.encoding,
             data=result.data,
+            frame_type=result.frame_type,
             frame_number=result.frame_number,
+            reference_frame_number=result.reference_frame_number,
         )
         return serialize(dataclasses.replace(msg, header=header), MSG_TYPE)
     except Exception as exc:  # noqa: BLE001 - e.g. a NUL in frame_id or encoding: skip the frame
@@ -135,12 +146,15 @@ def compress(
     progress: bool = True,
     codec: Codec | None = None,
     on_frame: Callable[[int], None] | None = None,
+    keyframe_interval: int | None = None,
     effort: int = 0,
 ) -> CompressSummary:
     """Compress the images of `topic` in `in_bag` into a new bag `out_bag` (see module doc).
 
     `model` is a registry name (default: `imgcomp.codec.DEFAULT_MODEL`) loaded on `device`;
     pass a loaded `codec` instead to reuse one. `quality` defaults to the model's middle level.
+    `keyframe_interval`: a key frame every that many frames, P-frames in between (0: key frames
+    only; models without temporal tables send key frames only whatever it is).
     `effort` (0..3, default 0) spends encode time refining each frame's latents for fewer bits
     at the same quality (`Codec.encode`); the messages decode exactly as before.
     `on_frame(n)` is called after the n-th frame (0-based) was written; an exception it raises
@@ -153,6 +167,12 @@ def compress(
     check_paths(in_bag, out_bag)
     check_output(out_bag, overwrite)
     check_effort(effort)
+    if keyframe_interval is None:  # the effort mode refines intra frames only
+        keyframe_interval = 0 if effort else DEFAULT_KEYFRAME_INTERVAL
+    if isinstance(keyframe_interval, bool) or not isinstance(keyframe_interval, int) or not 0 <= keyframe_interval <= 10_000:
+        raise ValueError(f"keyframe_interval must be an integer in 0..10000, got {keyframe_interval!r}")
+    if effort and keyframe_interval:
+        raise ValueError("effort > 0 refines intra-only streams: leave keyframe_interval out or make it 0")
     if codec is not None and model is not None and model != codec.model_name:
         raise ValueError(f"model {model!r} disagrees with the given codec's {codec.model_name!r}")
     with open_reader(in_bag, "input bag") as reader:
@@ -172,9 +192,11 @@ def compress(
         loaded = codec
         if effort:
             loaded.check_effort(effort)  # a model without an entropy model: one error, not a skip per frame
-        core = EncoderCore(lambda _name: loaded, model=loaded.model_name, quality=quality, effort=effort)
+        core = EncoderCore(lambda _name: loaded, model=loaded.model_name, quality=quality,
+                           keyframe_interval=keyframe_interval, effort=effort)
         summary = CompressSummary(
-            str(in_bag), str(out_bag), topic, out_topic, codec.model_name, codec.model_hash, core.quality, effort
+            str(in_bag), str(out_bag), topic, out_topic, codec.model_name, codec.model_hash, core.quality,
+            effort, keyframe_interval, core.diagnostics()["temporal"],
         )
         skips = SkipLog("compress")
         bpp_sum = 0.0
@@ -199,6 +221,7 @@ def compress(
                 summary.features_bytes += len(out_raw)
                 bpp_sum += 8.0 * len(result.data) / (result.height * result.width)
                 summary.frames += 1
+                summary.keyframes += result.frame_type == 0
                 if on_frame is not None:
                     on_frame(summary.frames - 1)
     summary.skipped = dict(skips.counts)

@@ -1,5 +1,9 @@
 """`imgcomp bag eval`: PSNR / MS-SSIM of a compressed bag's frames against the raw bag they
-came from, matched by topic and header stamp, decoded through the decoder node's `DecoderCore`."""
+came from, matched by topic and header stamp, decoded through the decoder node's `DecoderCore`.
+
+Every compressed frame is decoded when it is read, in bag order, whether or not it has a raw
+partner (one without is entropy-decoded only): a P-frame needs the frame before it of its stream,
+so the decoding order is the stream's, and the matching waits on decoded images."""
 
 from __future__ import annotations
 
@@ -49,6 +53,16 @@ class _Item:
 
     def held(self) -> _Item:
         return dataclasses.replace(self, raw=bytes(self.raw))
+
+
+@dataclass
+class _Decoded:
+    """A compressed frame decoded on arrival: the message and its image, or why it has none."""
+
+    timestamp: int
+    msg: Any
+    image: np.ndarray | None
+    skip: Skip | None
 
 
 def _keyed(reader: BagReader, connections: list[Any], side: int, topic_of: Callable[[Any], str]) -> Iterator[_Item]:
@@ -146,19 +160,23 @@ def evaluate(
         )
         bar = tqdm(total=total, desc="eval", unit="frame", disable=not progress, dynamic_ncols=True)
         for item in stream:
+            if item.side == 0 and held[0][item.key] >= both[item.key]:
+                _catch_up(core, item)  # no raw partner: its latent still feeds its stream
+                continue
+            entry: Any = _decode(core, item) if item.side == 0 else item
             waiting = pending[1 - item.side].get(item.key)
             if waiting:
                 partner = waiting.popleft()
                 if not waiting:
                     del pending[1 - item.side][item.key]
-                pair = (item, partner) if item.side == 0 else (partner, item)
-                row = _evaluate_pair(*pair, core, failed, ms_ssim)
+                pair = (entry, partner) if item.side == 0 else (partner, entry)
+                row = _evaluate_pair(*pair, failed, ms_ssim)
                 if row is not None:
                     frames.append(row)
                 bar.update(1)
             elif held[item.side][item.key] < both[item.key]:  # else it has no partner: drop it
-                held[item.side][item.key] += 1
-                pending[item.side][item.key].append(item.held())
+                pending[item.side][item.key].append(entry if item.side == 0 else item.held())
+            held[item.side][item.key] += 1
         bar.close()
 
     def means(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -191,18 +209,43 @@ def evaluate(
 
 
 
-def _evaluate_pair(
-    comp: _Item, ref: _Item, core: DecoderCore, failed: SkipLog, with_ms_ssim: bool
-) -> dict[str, Any] | None:
+def _message(item: _Item) -> Any:
+    try:
+        return deserialize(item.raw, MSG_TYPE)
+    except Exception as exc:  # noqa: BLE001 - rosbags raises several types for bad CDR
+        raise Skip(MALFORMED_MESSAGE, f"{type(exc).__name__}: {exc}") from None
+
+
+def _catch_up(core: DecoderCore, item: _Item) -> None:
+    from imgcomp.stream.fields import FeaturesFields
+
+    try:
+        core.catch_up([FeaturesFields.from_msg(_message(item))])
+    except Skip:
+        pass
+
+
+def _decode(core: DecoderCore, item: _Item) -> _Decoded:
+    """Decode a compressed frame now (bag order: its stream's order), with the decoder node's own
+    checks, model cache and rejection causes."""
     from imgcomp.stream.fields import FeaturesFields
     from imgcomp.stream.rejections import Rejection
 
-    topic, stamp = comp.key
     try:
-        try:
-            msg = deserialize(comp.raw, MSG_TYPE)
-        except Exception as exc:  # noqa: BLE001 - rosbags raises several types for bad CDR
-            raise Skip(MALFORMED_MESSAGE, f"{type(exc).__name__}: {exc}") from None
+        msg = _message(item)
+        decoded = core.decode(FeaturesFields.from_msg(msg))
+        if isinstance(decoded, Rejection):
+            raise Skip(decoded.cause, decoded.message)
+    except Skip as skip:
+        return _Decoded(item.timestamp, None, None, skip)
+    return _Decoded(item.timestamp, msg, decoded[0], None)
+
+
+def _evaluate_pair(comp: _Decoded, ref: _Item, failed: SkipLog, with_ms_ssim: bool) -> dict[str, Any] | None:
+    topic, stamp = ref.key
+    try:
+        if comp.skip is not None:
+            raise comp.skip
         _, fields = image_fields(ref.msgtype, ref.raw)
         try:
             reference = image_from_msg_fields(
@@ -210,11 +253,7 @@ def _evaluate_pair(
             )
         except ImageEncodingError as exc:
             raise Skip("bad_reference", str(exc)) from None
-        # the decoder node's own checks, model cache and rejection causes
-        decoded = core.decode(FeaturesFields.from_msg(msg))
-        if isinstance(decoded, Rejection):
-            raise Skip(decoded.cause, decoded.message)
-        decoded = decoded[0]
+        decoded = comp.image
         if decoded.shape != reference.shape:
             raise Skip("shape_mismatch", f"decoded {decoded.shape} vs raw {reference.shape}")
         value, msssim = _metrics(reference, decoded, with_ms_ssim)
@@ -222,6 +261,7 @@ def _evaluate_pair(
         failed.record(skip.cause, str(skip), topic, comp.timestamp)
         return None
     height, width = reference.shape[:2]
+    msg = comp.msg
     return {
         "topic": topic,
         "stamp_ns": stamp,

@@ -1,5 +1,7 @@
 """`imgcomp bag info`: what a bag holds, and per CompressedFeatures topic its frames, models,
-quality levels, bits per pixel and bitrate. Needs no model (no torch)."""
+quality levels, bits per pixel and bitrate, and for the temporal mode its key frames, P-frames,
+streams and group sizes (frames from a key frame up to the next one of the same stream). Needs
+no model (no torch)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from imgcomp.bitstream import FRAME_KEY, BitstreamError, unpack
 from imgcomp.rosbag.io import bag_size_bytes, open_reader
 from imgcomp.rosbag.messages import MSG_TYPE, deserialize
 
@@ -29,7 +32,8 @@ def info(bag: str | Path) -> dict[str, Any]:
                 c.topic,
                 {"frames": 0, "models": Counter(), "qualities": Counter(), "encodings": Counter(),
                  "sizes": Counter(), "payload_bytes": 0, "bpp_sum": 0.0, "first": None, "last": None,
-                 "malformed": 0},
+                 "malformed": 0, "keyframes": 0, "pframes": 0, "key_bytes": 0, "p_bytes": 0,
+                 "open_groups": {}, "groups": Counter()},
             )
         for connection, timestamp, raw in reader.messages(connections=features):
             s = stats[connection.topic]
@@ -38,7 +42,13 @@ def info(bag: str | Path) -> dict[str, Any]:
             except Exception:  # noqa: BLE001 - counted, reported
                 s["malformed"] += 1
                 continue
+            try:
+                header = unpack(bytes(msg.data)).header
+            except BitstreamError:
+                s["malformed"] += 1
+                continue
             s["frames"] += 1
+            _count_group(s, header, len(msg.data))
             s["models"][f"{msg.codec} ({msg.model_hash})"] += 1
             s["qualities"][int(msg.quality)] += 1
             s["encodings"][msg.encoding] += 1
@@ -65,6 +75,12 @@ def info(bag: str | Path) -> dict[str, Any]:
                 "duration_s": span_s,
                 "fps": fps,
                 "kbps": s["payload_bytes"] * 8 / n * fps / 1000 if fps else None,
+                "keyframes": s["keyframes"],
+                "pframes": s["pframes"],
+                "mean_key_bytes": s["key_bytes"] / s["keyframes"] if s["keyframes"] else None,
+                "mean_p_bytes": s["p_bytes"] / s["pframes"] if s["pframes"] else None,
+                "streams": len(s["open_groups"]),
+                "group_sizes": _group_sizes(s),
             }
         return {
             "bag": str(bag),
@@ -77,6 +93,29 @@ def info(bag: str | Path) -> dict[str, Any]:
             "topics": {t: {"type": i.msgtype, "messages": i.msgcount} for t, i in sorted(reader.topics.items())},
             "compressed": compressed,
         }
+
+
+def _count_group(s: dict[str, Any], header: Any, size: int) -> None:
+    stream = (header.model, header.model_hash, header.stream_id)
+    groups = s["open_groups"]
+    if header.frame_type == FRAME_KEY:
+        s["keyframes"] += 1
+        s["key_bytes"] += size
+        if groups.get(stream):
+            s["groups"][groups[stream]] += 1
+        groups[stream] = 1
+    else:
+        s["pframes"] += 1
+        s["p_bytes"] += size
+        groups[stream] = groups.get(stream, 0) + 1  # P-frames before a stream's first key count as a group too
+
+
+def _group_sizes(s: dict[str, Any]) -> dict[int, int]:
+    """Frames per group -> number of groups (the last group of each stream included)."""
+    sizes = Counter(s["groups"])
+    for length in s["open_groups"].values():
+        sizes[length] += 1
+    return dict(sorted(sizes.items()))
 
 
 def format_info(report: dict[str, Any]) -> str:
@@ -107,6 +146,10 @@ def format_info(report: dict[str, Any]) -> str:
             "  qualities  " + ", ".join(f"q{q} x{n}" for q, n in s["qualities"].items()),
             "  sources    " + ", ".join(f"{k} x{n}" for k, n in {**s["sizes"], **s["encodings"]}.items()),
             f"  mean bpp   {fmt(s['mean_bpp'], '.4f')}",
+            f"  frames     {s['keyframes']} key, {s['pframes']} P (mean {fmt(s['mean_key_bytes'], ',.0f')} B / "
+            f"{fmt(s['mean_p_bytes'], ',.0f')} B) in {s['streams']} stream(s)",
+            "  groups     " + (", ".join(f"{n} x{k}" for n, k in s["group_sizes"].items()) or "none")
+            + " (frames per group x number of groups)",
             f"  bitrate    {fmt(s['kbps'], '.1f')} kbit/s at {fmt(s['fps'], '.2f')} fps "
             f"({s['payload_bytes']:,} B over {s['duration_s']:.2f} s)",
         ]

@@ -306,15 +306,19 @@ class BagReader:
     topics = property(lambda self: self._reader.topics)
     message_count = property(lambda self: self._reader.message_count)
     duration = property(lambda self: self._reader.duration)
+    start_time = property(lambda self: self._reader.start_time)  # bag time (ns) of the first message
 
-    def messages(self, connections: list[Connection] | None = None) -> Iterator[tuple[Connection, int, Any]]:
-        """(connection, bag time, raw CDR) in bag-time order; `connections=[]` yields nothing
-        (rosbags itself reads every connection when given none)."""
+    def messages(
+        self, connections: list[Connection] | None = None, start: int | None = None, stop: int | None = None
+    ) -> Iterator[tuple[Connection, int, Any]]:
+        """(connection, bag time, raw CDR) in bag-time order, optionally only bag times in
+        [start, stop) (ns); `connections=[]` yields nothing (rosbags itself reads every
+        connection when given none)."""
         if connections is not None and not connections:
             return
         count = 0
         try:
-            for item in self._reader.messages(connections=connections or ()):
+            for item in self._reader.messages(connections=connections or (), start=start, stop=stop):
                 yield item
                 count += 1
         except Exception as exc:  # noqa: BLE001 - whatever a damaged bag makes rosbags raise

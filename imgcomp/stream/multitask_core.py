@@ -8,9 +8,15 @@ images with the source's stamp and frame_id:
 * depth ``32FC1`` metres; segmentation ``mono8`` class ids (imgcomp.multitask.scenes.CLASSES) and its
   ``rgb8`` colouring; normals ``32FC3`` (camera frame, unit) and their ``rgb8`` view ((n+1)/2).
 
+Temporal mode: a P-frame's latent is reconstructed against its stream's reference through the
+same per-stream logic as the decoder's (`imgcomp.stream.references`), and the head reads that
+latent; a P-frame without its reference is refused (``missing_reference``) up to the stream's
+next key frame, and frames the node's worker skips are caught up (`catch_up`).
+
 It never raises for a bad message; it returns a `Rejection` (``malformed_payload``,
 ``head_mismatch`` for a payload of another codec, ``model_mismatch`` for other weights of the
-same codec, ``decode_failed``) and counts it in `stats`. The next valid frame goes through.
+same codec, ``missing_reference``, ``decode_failed``) and counts it in `stats`. The next valid
+frame goes through.
 """
 
 from __future__ import annotations
@@ -25,9 +31,10 @@ import numpy as np
 from imgcomp.stream.fields import FeaturesFields, ImageFields
 from imgcomp.codec import DEFAULT_MAX_OUTPUT_PIXELS
 from imgcomp.stream.payload import checked_frame, codec_failure
+from imgcomp.stream.references import DEFAULT_MAX_STREAMS, StreamReferences
 from imgcomp.stream.rejections import HEAD_MISMATCH, Rejection
 from imgcomp.stream.stats import StreamStats
-from imgcomp.bitstream import Frame
+from imgcomp.bitstream import FRAME_KEY, Frame, FrameHeader
 from imgcomp.multitask.scenes.preview import PALETTE, colorize_normals
 
 __all__ = ["MultiTaskCore", "PerceptionFields"]
@@ -37,8 +44,11 @@ class _Perceiver(Protocol):  # imgcomp.multitask.predictor.Perceiver
     head_name: str
     codec_name: str
     codec_hash: str
+    codec: object
 
     def perceive(self, payload: bytes | Frame): ...
+
+    def perceive_latent(self, header: FrameHeader, y_hat: np.ndarray, decode_ms: float = 0.0): ...
 
 
 @dataclass(frozen=True)
@@ -71,9 +81,12 @@ class MultiTaskCore:
         clock: Callable[[], float] = time.monotonic,
         stats: StreamStats | None = None,
         max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS,
+        max_streams: int = DEFAULT_MAX_STREAMS,
     ) -> None:
         self.perceiver = perceiver
         self.max_output_pixels = max_output_pixels
+        self.references = StreamReferences(max_streams, max_output_pixels)
+        self.caught_up = 0
         self._clock = clock
         self.stats = stats if stats is not None else StreamStats("perceive", clock=clock)
         self.last_timing_ms: tuple[float, float] | None = None
@@ -82,21 +95,43 @@ class MultiTaskCore:
         self.stats.record_rejected(rejection.cause)
         return rejection
 
+    def _frame(self, fields: FeaturesFields) -> Frame | Rejection:
+        frame = checked_frame(fields, self.max_output_pixels)
+        if isinstance(frame, Rejection):
+            return frame
+        p = self.perceiver
+        if frame.header.model != p.codec_name:
+            return Rejection(
+                HEAD_MISMATCH,
+                f"head {p.head_name} reads {p.codec_name} features; this payload is from {frame.header.model} "
+                f"(set the encoder's model to {p.codec_name})",
+            )
+        return frame
+
+    def catch_up(self, skipped: list[FeaturesFields]) -> int:
+        """Advance the references over frames the worker skipped (see DecoderCore.catch_up)."""
+        codec = self.perceiver.codec
+        frames = [self._frame(fields) for fields in skipped]
+        decoded = self.references.catch_up([(f, codec) for f in frames if not isinstance(f, Rejection)])
+        self.caught_up += decoded
+        return decoded
+
     def process(self, fields: FeaturesFields) -> PerceptionFields | Rejection:
         started = self._clock()
-        frame = checked_frame(fields, self.max_output_pixels)
+        frame = self._frame(fields)
         if isinstance(frame, Rejection):
             return self._count(frame)
         header = frame.header
         p = self.perceiver
-        if header.model != p.codec_name:
-            return self._count(Rejection(
-                HEAD_MISMATCH,
-                f"head {p.head_name} reads {p.codec_name} features; this payload is from {header.model} "
-                f"(set the encoder's model to {p.codec_name})",
-            ))
         try:
-            result = p.perceive(frame)
+            if header.frame_type == FRAME_KEY and self.references.tables(p.codec) is None:
+                result = p.perceive(frame)
+            else:
+                t0 = time.perf_counter()
+                out = self.references.latent(p.codec, frame)
+                if isinstance(out, Rejection):
+                    return self._count(out)
+                result = p.perceive_latent(out[0], out[1], 1e3 * (time.perf_counter() - t0))
         except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the stream
             return self._count(codec_failure(exc))
         self.last_timing_ms = (result.decode_ms, result.head_ms)
@@ -117,6 +152,8 @@ class MultiTaskCore:
         if self.last_timing_ms:
             out["last_decode_ms"] = f"{self.last_timing_ms[0]:.1f}"
             out["last_head_ms"] = f"{self.last_timing_ms[1]:.1f}"
+        out.update(self.references.diagnostics())
+        out["skipped_frames_caught_up"] = str(self.caught_up)
         return out
 
     def status(self) -> tuple[int, str]:

@@ -12,7 +12,14 @@ import math
 from dataclasses import dataclass
 from typing import Union
 
-from imgcomp.defaults import DEFAULT_MAX_INPUT_PIXELS, DEFAULT_MAX_OUTPUT_PIXELS, DEFAULT_MODEL, DEVICES, NODE_BACKENDS
+from imgcomp.defaults import (
+    DEFAULT_KEYFRAME_INTERVAL,
+    DEFAULT_MAX_INPUT_PIXELS,
+    DEFAULT_MAX_OUTPUT_PIXELS,
+    DEFAULT_MODEL,
+    DEVICES,
+    NODE_BACKENDS,
+)
 from imgcomp.models.registry import available_models, load_manifest
 
 __all__ = ["DECODER_PARAMS", "ENCODER_PARAMS", "MULTITASK_PARAMS", "ParamSpec", "check", "max_levels"]
@@ -20,6 +27,7 @@ __all__ = ["DECODER_PARAMS", "ENCODER_PARAMS", "MULTITASK_PARAMS", "ParamSpec", 
 Value = Union[bool, int, float, str]
 
 MAX_PIXELS_LIMIT = 8192 * 8192  # imgcomp.bitstream.MAX_PIXELS
+MAX_KEYFRAME_INTERVAL = 10_000
 
 
 def max_levels() -> int:
@@ -173,6 +181,19 @@ ENCODER_PARAMS: tuple[ParamSpec, ...] = (
         "level per frame; 0 turns rate control off (fixed quality).",
         low=0.0,
         high=1.0e6,
+    ),
+    ParamSpec(
+        "keyframe_interval",
+        DEFAULT_KEYFRAME_INTERVAL,
+        "Temporal mode: a key frame every this many frames and latent P-frames (a fraction of the "
+        "bits) in between; 0 sends key frames only. A lost message costs the frames up to the next "
+        "key frame, and a decoder that starts late waits for one: 10 is 1 s at 10 fps, 1/3 s at "
+        "30 fps, and at 10, 20 or 30 fps every 1 s window of rate control holds the same number of "
+        "key frames. A level, size or model change, and a scene change, send a key frame at once. "
+        "Models without temporal tables send key frames only (diagnostics: temporal). Takes effect "
+        "with the next frame.",
+        low=0,
+        high=MAX_KEYFRAME_INTERVAL,
     ),
     ParamSpec(
         "fps_hint",

@@ -20,6 +20,7 @@ __all__ = [
     "ENCODE_FAILED",
     "HEAD_MISMATCH",
     "MALFORMED_PAYLOAD",
+    "MISSING_REFERENCE",
     "MODEL_MISMATCH",
     "MODEL_UNAVAILABLE",
     "TOO_LARGE",
@@ -40,6 +41,9 @@ MODEL_MISMATCH = "model_mismatch"  # payload's weights hash differs from the shi
 UNKNOWN_MODEL = "unknown_model"  # payload names a model that is not shipped
 MODEL_UNAVAILABLE = "model_unavailable"  # shipped model could not be loaded (weights missing)
 DECODE_FAILED = "decode_failed"  # the codec failed on a payload that parsed
+# temporal mode: a P-frame whose reference was not decoded (lost, dropped or reordered message,
+# joined mid-stream, restarted encoder), and every later P-frame of its stream up to a key frame
+MISSING_REFERENCE = "missing_reference"
 # multi-task node: the payload's codec is not the one the perception head was trained on
 HEAD_MISMATCH = "head_mismatch"
 

@@ -20,6 +20,7 @@ reordered message never produces a wrong image.
 from __future__ import annotations
 
 import os
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,12 +28,12 @@ import torch
 
 from imgcomp.bitstream import FRAME_KEY, FRAME_PREDICTED, BitstreamError, Frame, FrameHeader, pack
 from imgcomp.codec import Codec
-from imgcomp.inference.striped import needs_stripes, synthesise_to_uint8, to_uint8
 from imgcomp.temporal.pcoding import History, decode_pframe, encode_pframe
 from imgcomp.temporal.tables import TemporalTables, load_tables
 
 P_STREAMS = 1  # the 8-byte tables id, then the rANS string (flags and residuals)
 TABLES_ID_BYTES = 8
+MAX_EVENTS = 100  # drop descriptions kept by a StreamDecoder (a long-running decoder must not grow)
 
 
 def new_stream_id() -> int:
@@ -54,6 +55,9 @@ class EncodedFrame:
     reason: str  # "first", "interval", "level", "size", "request", "scene", "intra" or "" (P-frame)
     y_hat: np.ndarray  # int64 (M, H, W): the latent every decoder will hold after this frame
     coded: int = 0  # P-frames: residual elements coded
+    frame_number: int = 0  # this frame's number in its stream (the header's)
+    reference: int = 0  # the frame number of its reference (its own for a key frame)
+    quality: int = 0  # the level it was coded at
 
 
 @dataclass
@@ -83,13 +87,11 @@ class StreamEncoder:
         stream_id: int | None = None,
         zero_positions: bool = True,
     ) -> None:
-        if isinstance(keyframe_interval, bool) or not isinstance(keyframe_interval, int) or keyframe_interval < 0:
-            raise ValueError(f"keyframe_interval must be an integer >= 0, got {keyframe_interval!r}")
         self.codec = codec
         self.tables = tables if tables is not None else load_tables(codec.model_name)
         if self.tables.model_hash != codec.model_hash:
             raise ValueError(f"temporal tables are for weights {self.tables.model_hash}, the codec has {codec.model_hash}")
-        self.keyframe_interval = keyframe_interval
+        self.set_keyframe_interval(keyframe_interval)
         self.rd, self.rd_multiplier, self.scene_change = rd, rd_multiplier, scene_change
         self.zero_positions = zero_positions  # encoder-side RD: zero a position's residuals whole where that pays
         self.restart(stream_id)
@@ -104,8 +106,30 @@ class StreamEncoder:
         self._key_bits: dict[int, int] = {}
         self._request = False
 
+    def set_keyframe_interval(self, keyframe_interval: int) -> None:
+        """Frames from one key frame to the next (0 = intra only); takes effect with the next frame
+        (a group already longer than the new interval ends there)."""
+        if isinstance(keyframe_interval, bool) or not isinstance(keyframe_interval, int) or keyframe_interval < 0:
+            raise ValueError(f"keyframe_interval must be an integer >= 0, got {keyframe_interval!r}")
+        self.keyframe_interval = keyframe_interval
+
     def request_keyframe(self) -> None:
         self._request = True
+
+    @property
+    def reference_quality(self) -> int | None:
+        """The level of the frame the next P-frame would predict from (None before the first)."""
+        return None if self._ref is None else self._ref.quality
+
+    def keyframe_due(self) -> bool:
+        """Whether the next frame is a key frame whatever its level and size: the first frame,
+        intra mode, a request or the interval (a level or size change, or a scene change, makes
+        one too)."""
+        return self._key_reason(self._ref.quality if self._ref else 0, *self._ref_shape()) != ""
+
+    def _ref_shape(self) -> tuple[int, int, int, str]:
+        ref = self._ref
+        return (0, 0, 0, "") if ref is None else (ref.height, ref.width, ref.channels, ref.encoding)
 
     def _key_reason(self, quality: int, height: int, width: int, channels: int, encoding: str) -> str:
         ref = self._ref
@@ -115,12 +139,12 @@ class StreamEncoder:
             return "first"
         if self._request:
             return "request"
+        if self._since_key >= self.keyframe_interval:
+            return "interval"
         if quality != ref.quality:
             return "level"
         if (height, width, channels, encoding) != (ref.height, ref.width, ref.channels, ref.encoding):
             return "size"
-        if self._since_key >= self.keyframe_interval:
-            return "interval"
         return ""
 
     def _header(self, frame_type: int, quality: int, h: int, w: int, channels: int, encoding: str,
@@ -145,9 +169,7 @@ class StreamEncoder:
         return self._encode_key(y, z, level, height, width, channels, encoding, reason)
 
     def _encode_key(self, y, z, level, height, width, channels, encoding, reason) -> EncodedFrame:
-        codec = self.codec
-        with codec._lock:
-            out = codec.net.compress_analysed(y, z)
+        out = self.codec.compress_analysed(y, z)
         streams = tuple(s[0] for s in out["strings"])
         header = self._header(FRAME_KEY, level, height, width, channels, encoding,
                               tuple(int(v) for v in out["shape"]), self.frame_number)
@@ -157,8 +179,9 @@ class StreamEncoder:
         self._key_bits[level] = 8 * len(payload)
         self._since_key = 1
         self._request = False
+        number = self.frame_number
         self.frame_number = (self.frame_number + 1) & 0xFFFFFFFF
-        return EncodedFrame(payload, True, reason, y_hat)
+        return EncodedFrame(payload, True, reason, y_hat, 0, number, number, level)
 
     def _encode_p(self, y, level, height, width, channels, encoding) -> EncodedFrame | None:
         ref = self._ref
@@ -175,8 +198,9 @@ class StreamEncoder:
                 return None
         self._ref = _Reference(self.stream_id, self.frame_number, level, height, width, channels, encoding, p.y_hat, p.history)
         self._since_key += 1
+        number = self.frame_number
         self.frame_number = (self.frame_number + 1) & 0xFFFFFFFF
-        return EncodedFrame(payload, False, "", p.y_hat, p.coded)
+        return EncodedFrame(payload, False, "", p.y_hat, p.coded, number, ref.frame_number, level)
 
 
 @dataclass
@@ -185,7 +209,7 @@ class DecoderStats:
     decoded_predicted: int = 0
     missing_reference: int = 0  # P-frames dropped: their reference was never decoded (loss, restart, reorder)
     errors: int = 0  # payloads that raised BitstreamError
-    events: list[str] = field(default_factory=list)
+    events: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_EVENTS))  # the latest drops, for logs
 
 
 class StreamDecoder:
@@ -216,7 +240,7 @@ class StreamDecoder:
             frame = self.codec.parse(data, self.max_output_pixels, predicted_ok=True)
             h = frame.header
             if h.frame_type == FRAME_KEY:
-                y_hat = self.codec._decode_y_hat(frame)[0].to(torch.float64).cpu().numpy().astype(np.int64)
+                y_hat = self.codec.decode_y_hat(frame)[0].to(torch.float64).cpu().numpy().astype(np.int64)
                 self._ref = _Reference(h.stream_id, h.frame_number, h.quality, h.height, h.width, h.channels, h.encoding, y_hat, None)
                 self.stats.decoded_key += 1
                 return h, y_hat
@@ -265,14 +289,4 @@ class StreamDecoder:
 
 def synthesise(codec: Codec, y_hat: np.ndarray, h: FrameHeader) -> np.ndarray:
     """Integer latent (M, H, W) -> uint8 image, exactly as `Codec.decode` renders it."""
-    device = codec.net.entropy_bottleneck.quantiles.device
-    dtype = codec.net.g_s[0].weight.dtype if codec.backend == "torch" else torch.float32
-    y = torch.from_numpy(y_hat)[None].to(device=device, dtype=dtype)
-    with codec._lock:
-        if needs_stripes(h.height, h.width):
-            image = synthesise_to_uint8(lambda v: codec.transforms.synthesise(v, h.quality - 1), y, h.height, h.width, h.channels)
-        else:
-            image = to_uint8(codec.transforms.synthesise(y, h.quality - 1)[0, :, : h.height, : h.width], h.channels).cpu()
-    if h.channels == 1:
-        return np.ascontiguousarray(image[0].numpy())
-    return np.ascontiguousarray(image.permute(1, 2, 0).numpy())
+    return codec.render(codec.latent_tensor(y_hat), h)

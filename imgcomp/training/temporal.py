@@ -38,7 +38,6 @@ from imgcomp.codec import Codec
 from imgcomp.data.sources import check_training_video
 from imgcomp.inference.cache import model_cache_dir
 from imgcomp.models.registry import MANIFEST, WEIGHTS_DIR, load_manifest, write_manifest
-from imgcomp.padding import pad_to_multiple
 from imgcomp.temporal.pcoding import encode_pframe
 from imgcomp.temporal.stream import rd_lambda
 from imgcomp.temporal.tables import BUCKETS, FLAG_CONTEXTS, TOTAL, Layout, LevelTables, TemporalTables, quantize_pmf
@@ -80,7 +79,7 @@ def ungained_latents(codec: Codec, frames: list[np.ndarray], batch: int = 8) -> 
     """g_a of each frame (T, M, H, W) float32, before the per-level gain."""
     out = []
     for i in range(0, len(frames), batch):
-        x = torch.cat([pad_to_multiple(codec._to_tensor(codec._as_rgb(f)[0]), codec.net.downsampling)[0] for f in frames[i : i + batch]])
+        x = torch.cat([codec.image_tensor(f) for f in frames[i : i + batch]])
         out.append(codec.net.g_a(x).numpy())
     return np.concatenate(out)
 
