@@ -126,7 +126,7 @@ def summarise(rows: list[dict], distortions: dict[str, str]) -> dict:
             entries.append({
                 "effort": effort,
                 "steps": EFFORTS[effort].steps if effort else 0,
-                "rounding": EFFORTS[effort].rounding if effort else "-",
+                "rounding": EFFORTS[effort].rounding if effort else "",
                 "encode_s_per_image": times[effort],
                 "encode_ratio_vs_effort0": times[effort] / times[0] if 0 in times and times[0] > 0 else None,
                 "bd_rate_vs_effort0_psnr": bd_psnr,
@@ -135,7 +135,12 @@ def summarise(rows: list[dict], distortions: dict[str, str]) -> dict:
                 "percent_gained_per_extra_second": (-primary / extra) if (primary is not None and effort and extra > 0) else None,
                 "curve": [p.__dict__ for p in curve],
             })
-        summary[model] = {"distortion": distortions.get(model, "mse"), "images": images, "efforts": entries}
+        loads = [r["load"] for r in mine if "load" in r]
+        summary[model] = {
+            "distortion": distortions.get(model, "mse"), "images": images, "efforts": entries,
+            "sizes": sorted({f"{r['width']}x{r['height']}" for r in mine}),
+            "load_range": [min(loads), max(loads)] if loads else None,
+        }
     return summary
 
 
@@ -144,28 +149,35 @@ def _fmt(value: float | None, spec: str = "+.1f", unit: str = " %") -> str:
 
 
 def markdown(summary: dict, meta: dict) -> str:
+    efforts = "; ".join(f"{k}: {v['steps']} steps ({v['sga_steps']} SGA + {v['ste_steps']} STE)" for k, v in meta["efforts"].items())
     lines = [
         f"### Effort mode: BD-rate gained per second of encode ({meta['split']})",
         "",
-        f"`{meta['command']}`",
+        f"Images of `{meta['image_dir']}`, centre-cropped; every level of every model; real bytes, decoded by the "
+        f"unchanged decoder. Efforts {efforts}. BD-rate: rate change at equal quality against the same model at "
+        "effort 0 (negative = fewer bits); the primary metric is PSNR for the MSE models and MS-SSIM (dB) for the "
+        "MS-SSIM model. Encode seconds: wall time per image on this machine while other jobs shared its cores "
+        "(load averages below): compare times within one model's rows.",
         "",
-        f"{meta['n_images']} images of `{meta['image_dir']}` centre-cropped to {meta['crop']}; every level of "
-        f"every model; real bytes, decoded by the unchanged decoder. Encode seconds are wall time per image on "
-        f"this machine ({meta['threads']} torch threads, load average {meta['load_start']:.1f} at the start and "
-        f"{meta['load_end']:.1f} at the end: other jobs shared the cores, so compare times within this table).",
-        "BD-rate: rate change at equal quality against the same model at effort 0 (negative = fewer bits); "
-        "the primary metric is PSNR for the MSE models and MS-SSIM (dB) for the MS-SSIM model.",
-        "",
-        "| model | effort | refinement steps | encode s / image | x effort 0 | BD-rate (PSNR) | BD-rate (MS-SSIM) | % bits saved per extra encode second |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | images | effort | refinement steps | encode s / image | x effort 0 | BD-rate (PSNR) | BD-rate (MS-SSIM) | % bits saved per extra encode second |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for model, entry in summary.items():
         for e in entry["efforts"]:
             lines.append(
-                f"| {model} | {e['effort']} | {e['rounding']} | {e['encode_s_per_image']:.2f} | "
+                f"| {model} | {len(entry['images'])} | {e['effort']} | {e['rounding'] or '-'} | {e['encode_s_per_image']:.2f} | "
                 f"{_fmt(e['encode_ratio_vs_effort0'], '.0f', 'x')} | {_fmt(e['bd_rate_vs_effort0_psnr'])} | "
                 f"{_fmt(e['bd_rate_vs_effort0_msssim'])} | {_fmt(e['percent_gained_per_extra_second'], '.2f', '')} |"
             )
+    lines += ["", "Images and the machine's load average (1 min) while each model's rows were measured:", ""]
+    for model, entry in summary.items():
+        load = entry["load_range"]
+        lines.append(f"- {model}: {', '.join(entry['images'])} ({', '.join(entry['sizes'])})"
+                     + (f"; load {load[0]:.1f}-{load[1]:.1f} on 2 cores" if load else ""))
+    lines += ["", "Runs that measured the rows (`points.jsonl`, `runs.jsonl`):", ""]
+    for run in meta["runs"]:
+        lines.append(f"- `{run['command']}` ({run['threads']} torch thread(s), load average {run['load_start']:.1f} "
+                     f"at the start, {run['load_end']:.1f} at the end; images: {', '.join(run['images'])})")
     lines += ["", "| model | effort | level | bpp | PSNR (dB) | MS-SSIM |", "|---|---:|---:|---:|---:|---:|"]
     for model, entry in summary.items():
         for e in entry["efforts"]:
@@ -186,8 +198,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--levels", nargs="*", type=int, help="quality levels (default: all)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/effort"))
     p.add_argument("--resume", action="store_true", help="keep the rows already in OUT/points.jsonl")
+    p.add_argument("--report-only", action="store_true",
+                   help="measure nothing: write effort.md/json from the rows in OUT/points.jsonl (runs in OUT/runs.jsonl)")
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads (0: torch's default; 1 is faster on a machine other jobs share)")
+
+
+def _command() -> str:
+    return "python -m imgcomp " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench-effort"] else "python -m imgcomp bench-effort"
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -195,9 +213,44 @@ def run_from_args(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from imgcomp.data.crops import image_paths, read_rgb
     from imgcomp.defaults import check_effort
     from imgcomp.models.refine import EFFORTS
+    from imgcomp.models.registry import model_entry
+
+    for effort in args.efforts:
+        check_effort(effort)
+    points, runs = args.out / "points.jsonl", args.out / "runs.jsonl"
+    if not args.report_only:
+        if not args.resume:
+            for path in (points, runs):
+                path.unlink(missing_ok=True)
+        images = _load_images(args)
+        run = {"command": _command(), "models": args.models, "images": sorted(images), "crop": args.crop,
+               "threads": torch.get_num_threads(), "load_start": os.getloadavg()[0], "started": time.time()}
+        measure(args.models, images, sorted(set(args.efforts)), args.levels, points, log=lambda line: print(line, flush=True))
+        run.update(load_end=os.getloadavg()[0], finished=time.time())
+        args.out.mkdir(parents=True, exist_ok=True)
+        with runs.open("a") as f:
+            f.write(json.dumps(run) + "\n")
+    rows = [r for r in _load_points(points).values() if r["model"] in args.models]
+    if not rows:
+        raise FileNotFoundError(f"no measured rows for {', '.join(args.models)} in {points}")
+    models = sorted({r["model"] for r in rows})
+    summary = summarise(rows, {m: model_entry(m).get("distortion", "mse") for m in models})
+    meta = {
+        "command": _command(), "split": args.split, "image_dir": str(args.images),
+        "runs": [json.loads(line) for line in runs.read_text().splitlines() if line.strip()] if runs.exists() else [],
+        "efforts": {str(k): {**v.__dict__, "steps": v.steps} for k, v in EFFORTS.items()},
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "effort.json").write_text(json.dumps({"meta": meta, "models": summary}, indent=2) + "\n")
+    (args.out / "effort.md").write_text(markdown(summary, meta))
+    print((args.out / "effort.md").read_text())
+    return 0
+
+
+def _load_images(args: argparse.Namespace) -> dict[str, np.ndarray]:
+    from imgcomp.data.crops import image_paths, read_rgb
 
     width, height = (int(v) for v in args.crop.lower().split("x"))
     paths = image_paths(args.images)
@@ -210,29 +263,4 @@ def run_from_args(args: argparse.Namespace) -> int:
         paths = paths[: args.max_images]
     if not paths:
         raise FileNotFoundError(f"no images in {args.images} (run `make data`)")
-    images = {p.stem: centre_crop(read_rgb(p), height, width) for p in paths}
-    for effort in args.efforts:
-        check_effort(effort)
-    points = args.out / "points.jsonl"
-    if points.exists() and not args.resume:
-        points.unlink()
-    load_start = os.getloadavg()[0]
-    rows = measure(args.models, images, sorted(set(args.efforts)), args.levels, points,
-                   log=lambda line: print(line, flush=True))
-    rows = [r for r in rows if r["model"] in args.models and r["image"] in images]
-    from imgcomp.models.registry import model_entry
-
-    summary = summarise(rows, {m: model_entry(m).get("distortion", "mse") for m in args.models})
-    shape = {f"{im.shape[1]}x{im.shape[0]}" for im in images.values()}
-    meta = {
-        "command": "python -m imgcomp " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench-effort"] else "python -m imgcomp bench-effort",
-        "split": args.split, "image_dir": str(args.images), "n_images": len(images), "images": sorted(images),
-        "crop": ", ".join(sorted(shape)), "threads": torch.get_num_threads(),
-        "load_start": load_start, "load_end": os.getloadavg()[0],
-        "efforts": {str(k): v.__dict__ for k, v in EFFORTS.items()},
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "effort.json").write_text(json.dumps({"meta": meta, "models": summary}, indent=2) + "\n")
-    (args.out / "effort.md").write_text(markdown(summary, meta))
-    print((args.out / "effort.md").read_text())
-    return 0
+    return {p.stem: centre_crop(read_rgb(p), height, width) for p in paths}
