@@ -118,3 +118,31 @@ def test_phased_decoding_is_bounded_on_any_bytes(y_tables):
             indexes = rng.integers(0, y_tables.count, size=1000)
             values = decoder.decode(indexes, y_tables)
             assert (values >= y_tables.lowest[indexes]).all() and (values <= y_tables.highest[indexes]).all()
+
+
+def test_clamp_and_encode_is_clamp_then_encode(y_tables):
+    rng = np.random.default_rng(3)
+    indexes = rng.integers(0, y_tables.count, size=(4, 9, 11))
+    values = rng.integers(-400, 400, size=indexes.shape)  # outliers included
+    clamped = entropy_coding.clamp_to_tables(values, indexes, y_tables)
+    data, coded = entropy_coding.clamp_and_encode(values, indexes, y_tables)
+    assert data == entropy_coding.encode(clamped, indexes, y_tables)
+    assert np.array_equal(coded, clamped) and coded.shape == values.shape
+    decoded = entropy_coding.decode(data, indexes, y_tables)
+    assert np.array_equal(decoded, clamped) and decoded.dtype == np.int32
+
+
+def test_integer_prior_is_kept_until_a_weight_changes(hyperprior):
+    first = hyperprior.integer_prior()
+    assert hyperprior.integer_prior() is first
+    symbols = torch.ones(1, hyperprior.arch.hyper_channels, 2, 3, dtype=torch.float64)
+    before = first.scales(symbols)
+    with torch.no_grad():
+        hyperprior.h_s[0].weight.mul_(2)  # an in-place change, as an optimizer step makes
+    try:
+        changed = hyperprior.integer_prior()
+        assert changed is not first and not torch.equal(changed.scales(symbols), before)
+    finally:
+        with torch.no_grad():
+            hyperprior.h_s[0].weight.div_(2)
+    assert torch.equal(hyperprior.integer_prior().scales(symbols), before)
