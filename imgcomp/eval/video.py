@@ -80,15 +80,13 @@ def _x264_name(gop: int | None) -> str:
     return "x264 zerolatency" if gop is None else ("x264 intra" if gop == 1 else f"x264 zerolatency -g {gop}")
 
 
-def _variants(intervals: list[int], tables: list[Path], multipliers: list[float], rd_ablation: bool) -> list[dict]:
+def _variants(intervals: list[int], tables: list[Path], multipliers: list[float]) -> list[dict]:
     """Our configurations: intra, P at each interval, P at 10 without RD, and the kf=10 variants
     asked for (other tables files, other RD multipliers), each compared with plain P kf=10."""
     out = [{"name": "intra", "k": 1}] + [{"name": f"P kf={k}", "k": k} for k in intervals if k != 1]
     out.append({"name": "P kf=10 no-RD", "k": 10, "rd": False})
     out += [{"name": f"P kf=10 [{p.stem}]", "k": 10, "tables": TemporalTables.from_bytes(p.read_bytes())} for p in tables]
     out += [{"name": f"P kf=10 lambda x{m:g}", "k": 10, "rd_multiplier": m} for m in multipliers]
-    if rd_ablation:
-        out.append({"name": "P kf=10 no position zeroing", "k": 10, "zero_positions": False})
     return out
 
 
@@ -101,7 +99,7 @@ def _container_bytes(payload: bytes) -> int:
 
 def run_video_bench(video: Path, out: Path, frames_n: int, scale: float, levels: list[int], intervals: list[int],
                     crfs: list[int], psnr_every: int, timing_frames: int, model: str = "hyperprior-mse",
-                    tables: list[Path] = (), multipliers: list[float] = (), rd_ablation: bool = False) -> dict:
+                    tables: list[Path] = (), multipliers: list[float] = ()) -> dict:
     shared = [k for k in intervals if k > 1 and math.gcd(k, psnr_every) > 1]
     if shared:
         raise ValueError(f"--psnr-every {psnr_every} shares a factor with keyframe interval(s) {shared}: "
@@ -122,7 +120,7 @@ def run_video_bench(video: Path, out: Path, frames_n: int, scale: float, levels:
         g = [net.g_a(codec.image_tensor(f)) for f in frames]
     curves: dict[str, list[RDPoint]] = {}
     rows = []
-    configs = _variants(intervals, list(tables), list(multipliers), rd_ablation)
+    configs = _variants(intervals, list(tables), list(multipliers))
     for level in levels:
         gain = net._gains(level - 1, 1)[0]
         yz = []
@@ -133,7 +131,7 @@ def run_video_bench(video: Path, out: Path, frames_n: int, scale: float, levels:
         for cfg in configs:
             name = cfg["name"]
             enc = StreamEncoder(codec, keyframe_interval=cfg["k"], rd=cfg.get("rd", True), tables=cfg.get("tables"),
-                                rd_multiplier=cfg.get("rd_multiplier", 1.0), zero_positions=cfg.get("zero_positions", True))
+                                rd_multiplier=cfg.get("rd_multiplier", 0.5))
             sizes, keys, lat, container = [], [], {}, []
             for t, (y, z) in enumerate(yz):
                 e = enc.encode_analysed(y, z, level, h, w, 3, "rgb8")
@@ -283,13 +281,12 @@ def add_arguments(p) -> None:
     p.add_argument("--tables", type=Path, nargs="*", default=[],
                    help="other temporal tables files (python -m imgcomp.training.temporal --out) to compare at keyframe interval 10")
     p.add_argument("--rd-multipliers", type=float, nargs="*", default=[],
-                   help="other multipliers of the encoder's RD lambda to compare at keyframe interval 10")
-    p.add_argument("--rd-ablation", action="store_true", help="add keyframe interval 10 without the encoder's position zeroing")
+                   help="other multipliers of the encoder's RD lambda (default 0.5) to compare at keyframe interval 10")
 
 
 def run_from_args(a) -> int:
     r = run_video_bench(a.video, a.out, a.frames, a.scale, a.levels, a.intervals, a.crfs, a.psnr_every, a.timing_frames,
-                        tables=a.tables, multipliers=a.rd_multipliers, rd_ablation=a.rd_ablation)
+                        tables=a.tables, multipliers=a.rd_multipliers)
     print(markdown(r))
     return 0
 

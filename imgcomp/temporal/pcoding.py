@@ -117,15 +117,13 @@ def encode_pframe(
     tables: LevelTables,
     lam: float,
     rd: bool = True,
-    zero_positions: bool = True,
 ) -> PFrame:
     """y: float latent (M, H, W); reference: decoded int latent of the previous frame.
 
     `lam` converts the distortion proxy (pixel SSE, 0..1 units) to bits. With `rd`, each element's
     residual is the cheapest of {round, round shrunk by one, 0} in bits + lam * distortion (group
-    by group, so each sees the contexts the earlier groups' choices give it); with
-    `zero_positions`, a position whose residuals cost more than they save is zeroed whole (its
-    zeros are cheap in every group then); a block is skipped when that is cheaper than coding it.
+    by group, so each sees the contexts the earlier groups' choices give it); a block is skipped
+    when that is cheaper than coding it.
     Without `rd`, every nonzero rounded residual is coded and only all-zero blocks are skipped."""
     layout = tables.layout
     y = np.asarray(y, dtype=np.float64)
@@ -162,12 +160,6 @@ def encode_pframe(
             best_cost = tables.residual_bits[table, best * s + r]
         values[channels], contexts[channels], cost[channels] = best, ctx, best_cost
         earlier = earlier + (best != 0).sum(0)
-    if rd and zero_positions:
-        zero_cost = _zero_column_cost(reference, tables, hist, keep_cost)
-        zeroed = zero_cost < cost.sum(0)
-        if zeroed.any():
-            values[:, zeroed] = 0
-            cost[:, zeroed] = zero_cost[zeroed] / y.shape[0]
     if rd:
         code = _block_sum(cost.sum(0), layout.block) + tables.flag_bits[fctx, 1]
         skip = _block_sum(keep_cost.sum(0), layout.block) + tables.flag_bits[fctx, 0]
@@ -176,8 +168,6 @@ def encode_pframe(
         flags = (_block_sum(np.abs(values).sum(0), layout.block) > 0).astype(np.int64)
     changed = flags[block_of(y.shape, layout.block)]
     values = np.where(changed[None].astype(bool), values, 0)
-    if rd and zero_positions:  # zeroing changed the earlier-group counts: recompute the contexts
-        contexts = _contexts_of(values, reference, tables, hist)
     y_hat = reference + values
     symbols = values * sign
     ordered = _in_string_order(changed.astype(bool), tables)
@@ -193,23 +183,6 @@ def encode_pframe(
     return PFrame(string, y_hat, History(flags, nonzero), distortion, int(res_ctx.size), fctx, res_ctx, res_sym)
 
 
-def _zero_column_cost(reference: np.ndarray, tables: LevelTables, hist: np.ndarray, keep_cost: np.ndarray) -> np.ndarray:
-    """(H, W): bits + distortion of coding every residual at a position as 0 (no activity)."""
-    total = np.zeros(reference.shape[1:], dtype=np.float64)
-    none = np.zeros(reference.shape[1:], dtype=np.int64)
-    for group, channels in enumerate(tables.groups):
-        ctx = residual_contexts(reference, channels, group, hist, none)
-        total += (tables.residual_bits[tables.context_map[ctx], tables.radius] + keep_cost[channels]).sum(0)
-    return total
-
-
-def _contexts_of(values: np.ndarray, reference: np.ndarray, tables: LevelTables, hist: np.ndarray) -> np.ndarray:
-    contexts = np.zeros_like(values)
-    earlier = np.zeros(values.shape[1:], dtype=np.int64)
-    for group, channels in enumerate(tables.groups):
-        contexts[channels] = residual_contexts(reference, channels, group, hist, earlier)
-        earlier = earlier + (values[channels] != 0).sum(0)
-    return contexts
 
 
 def _in_string_order(changed: np.ndarray, tables: LevelTables) -> list[np.ndarray]:

@@ -82,10 +82,9 @@ class StreamEncoder:
         keyframe_interval: int = 10,
         tables: TemporalTables | None = None,
         rd: bool = True,
-        rd_multiplier: float = 1.0,
+        rd_multiplier: float = 0.5,
         scene_change: bool = True,
         stream_id: int | None = None,
-        zero_positions: bool = True,
     ) -> None:
         self.codec = codec
         self.tables = tables if tables is not None else load_tables(codec.model_name)
@@ -93,7 +92,6 @@ class StreamEncoder:
             raise ValueError(f"temporal tables are for weights {self.tables.model_hash}, the codec has {codec.model_hash}")
         self.set_keyframe_interval(keyframe_interval)
         self.rd, self.rd_multiplier, self.scene_change = rd, rd_multiplier, scene_change
-        self.zero_positions = zero_positions  # encoder-side RD: zero a position's residuals whole where that pays
         self.restart(stream_id)
 
     def restart(self, stream_id: int | None = None) -> None:
@@ -188,7 +186,7 @@ class StreamEncoder:
         lt = self.tables.level(level)
         y_np = y[0].detach().cpu().to(torch.float64).numpy()
         lam = rd_lambda(self.codec, level, self.rd_multiplier)
-        p = encode_pframe(y_np, ref.y_hat, ref.history, lt, lam, self.rd, self.zero_positions)
+        p = encode_pframe(y_np, ref.y_hat, ref.history, lt, lam, self.rd)
         latent_shape = self.codec.expected_latent_shape(height, width)
         header = self._header(FRAME_PREDICTED, level, height, width, channels, encoding, latent_shape, ref.frame_number)
         payload = pack(Frame(header, (self.tables.tables_id + p.string,)))

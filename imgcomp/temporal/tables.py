@@ -64,8 +64,8 @@ class Layout:
     """Which contexts the tables were trained for (stored with them; the switches exist so that
     what each context buys can be measured, see `imgcomp.training.temporal --ablate`)."""
 
-    block: int = 2  # latent positions per block side (2 = 32 x 32 pixels)
-    phases: int = 4  # channel groups coded one after the other (1 = no activity context)
+    block: int = 1  # latent positions per block side (1 = 16 x 16 pixels)
+    phases: int = 1  # channel groups coded one after the other (1 = no activity context)
     history: bool = True  # context from the previous P-frame's nonzero residuals
     neighbours: bool = True  # flag context from the previous frame's neighbouring flags
     sign_flip: bool = True  # residual sign flipped where the reference is negative
