@@ -108,6 +108,13 @@ class ClassicalCodec:
     ) -> bytes:
         """Compress one uint8 image (HxW mono or HxWx3 RGB) into a self-contained payload
         (`effort` is `Codec.encode`'s: only 0 here)."""
+        return self.encode_with_latent(image, quality, encoding, frame_number, effort=effort)[0]
+
+    def encode_with_latent(
+        self, image: np.ndarray, quality: int | None = None, encoding: str | None = None, frame_number: int = 0,
+        stream_id: int = 0, effort: int = 0,
+    ) -> tuple[bytes, None]:
+        """`Codec.encode_with_latent`'s interface: the payload, and no latent (a classical codec has none)."""
         self.check_effort(effort)
         pixels, channels = self._checked_image(image)
         level = self._check_quality(quality if quality is not None else self.quality)
@@ -119,9 +126,9 @@ class ClassicalCodec:
         header = FrameHeader(
             model=self.model_name, model_hash=self.model_hash, height=height, width=width, channels=channels,
             encoding=encoding, quality=level, frame_type=FRAME_KEY, frame_number=frame_number,
-            reference_frame_number=frame_number, latent_shape=(0, 0),
+            reference_frame_number=frame_number, latent_shape=(0, 0), stream_id=stream_id,
         )
-        return pack(Frame(header, (stream,)))
+        return pack(Frame(header, (stream,))), None
 
     # ------------------------------------------------------------------------------------ decode
     def parse(self, data: bytes | Frame, max_output_pixels: int | None = None, predicted_ok: bool = False) -> Frame:

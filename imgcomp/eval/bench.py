@@ -152,13 +152,13 @@ def _reference_codec(device: str = "cpu") -> tuple[Callable[[np.ndarray], bytes]
 
 def _entropy_ms(codec: Codec, frames: list[np.ndarray], quality: int) -> dict[str, dict[str, float]]:
     """The coding outside the transforms, alone: `compress_analysed` (z and y rANS, integer
-    prior) on the encode side, `_decode_y_hat` (the same, decoding) on the decode side."""
+    prior) on the encode side, `decode_y_hat` (the same, decoding) on the decode side."""
     enc, dec = [], []
     for frame in frames:
         a = codec.analyse_image(frame, quality)
         enc.append(_time_ms(lambda: codec.net.compress_analysed(a.y, a.z)))
         parsed = codec.parse(codec.encode(frame, quality=quality))
-        dec.append(_time_ms(lambda: codec._decode_y_hat(parsed)))
+        dec.append(_time_ms(lambda: codec.decode_y_hat(parsed)))
     return {"encode_ms": _summary(enc), "decode_ms": _summary(dec)}
 
 
@@ -275,7 +275,7 @@ def bench_markdown(results: dict) -> str:
         f"peak RSS {results['peak_rss_mb']:.0f} MB{load_text})",
         "",
         "Speed-up: the reference's p50 over the row's (higher is faster). vs JPEG: the row's p50 over "
-        "OpenCV JPEG's (how many times slower). Entropy: `compress_analysed` / `_decode_y_hat` alone "
+        "OpenCV JPEG's (how many times slower). Entropy: `compress_analysed` / `decode_y_hat` alone "
         "(integer prior and rANS, outside the transforms). The reference is randomly initialised.",
         "",
     ]
