@@ -54,10 +54,11 @@ def generate_test_description():
         [
             launch_ros.actions.Node(
                 package="imgcomp", executable="encoder_node", name="imgcomp_encoder",
+                sigterm_timeout="15",  # as the launch files: unloading torch takes seconds on a busy CPU
                 parameters=[dict(params, quality=3, keyframe_interval=INTERVAL)], output="screen",
             ),
             launch_ros.actions.Node(
-                package="imgcomp", executable="decoder_node", name="imgcomp_decoder",
+                package="imgcomp", executable="decoder_node", name="imgcomp_decoder", sigterm_timeout="15",
                 parameters=[params], output="screen", remappings=[("camera/image_raw/imgcomp", RELAY)],
             ),
             launch_testing.actions.ReadyToTest(),
