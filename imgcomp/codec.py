@@ -42,7 +42,7 @@ class AnalysedImage:
 
     y: Tensor
     z: Tensor | None
-    level: int  # 1-based quality level
+    quality: int  # 1-based, as everywhere outside the models (they take a 0-based `level_index`)
     height: int
     width: int
     channels: int
@@ -168,7 +168,7 @@ class Codec:
         if effort and isinstance(image, np.ndarray) and image.ndim >= 2 and needs_stripes(*image.shape[:2]):
             raise ValueError(f"effort > 0 refines frames of up to 1920x1088 pixels, got {image.shape[1]}x{image.shape[0]}")
         a = self.analyse_image(image, quality, encoding)
-        level, height, width, channels, encoding = a.level, a.height, a.width, a.channels, a.encoding
+        level, height, width, channels, encoding = a.quality, a.height, a.width, a.channels, a.encoding
         out = self.compress_analysed(a.y, a.z) if effort == 0 else self._compress_refined(a, effort)
         streams = tuple(s[0] for s in out["strings"])
         header = FrameHeader(
@@ -194,28 +194,28 @@ class Codec:
             raise ValueError(f"model {self.model_name!r} has no entropy model to refine against: use effort 0")
         return effort
 
-    def rd_target(self, level: int, height: int, width: int, channels: int = 3) -> RDTarget:
-        """The objective this model was trained on at 1-based `level` (bpp + lambda * D), for an
+    def rd_target(self, quality: int, height: int, width: int, channels: int = 3) -> RDTarget:
+        """The objective this model was trained on at `quality` (bpp + lambda * D), for an
         image of this size: what the effort mode minimises."""
         lambdas = tuple(getattr(self.net.arch, "lambdas", ()))
         if len(lambdas) != self.levels:
             raise ValueError(f"model {self.model_name!r} records no training lambda per level")
-        return RDTarget(float(lambdas[level - 1]), self.entry.get("distortion", "mse"), height, width, channels)
+        return RDTarget(float(lambdas[quality - 1]), self.entry.get("distortion", "mse"), height, width, channels)
 
     def _compress_refined(self, a: AnalysedImage, effort: int) -> dict:
         """`compress_analysed` of the refined latents or of the amortised ones, whichever has the
         lower real objective (bytes coded, pixels decoded). Call with the lock held."""
-        target = self.rd_target(a.level, a.height, a.width, a.channels)
+        target = self.rd_target(a.quality, a.height, a.width, a.channels)
         device = self.net.gain.device  # the torch model, also where an exported backend is used
         x = a.x.to(device)
         y0, z0 = a.y.to(device), (a.z.to(device) if a.z is not None else None)
-        y, z = refine_latents(self.net, x, y0, z0, a.level - 1, target, effort)
+        y, z = refine_latents(self.net, x, y0, z0, a.quality - 1, target, effort)
         candidates = [(y0, z0), (y, z)]
         if z is not None:
             candidates.append((y, self.net.hyper_analyse(y)))  # z re-derived from the refined y
 
         def objective(out: dict) -> float:
-            decoded = to_uint8(self.net.synthesise(out["y_hat"], a.level - 1)[0, :, : a.height, : a.width], a.channels)
+            decoded = to_uint8(self.net.synthesise(out["y_hat"], a.quality - 1)[0, :, : a.height, : a.width], a.channels)
             return coded_objective(x, decoded, sum(len(s[0]) for s in out["strings"]), target)
 
         coded = [self.net.compress_analysed(cy, cz) for cy, cz in candidates]
@@ -239,20 +239,20 @@ class Codec:
         """Check an input image, quality and encoding, and run the analysis transforms: what every
         encoder of this codec (intra here, P-frames in imgcomp.temporal) starts from."""
         rgb, channels = self._as_rgb(image)
-        level = self._check_quality(quality if quality is not None else self.quality)
+        quality = self._check_quality(quality if quality is not None else self.quality)
         encoding = encoding or ("mono8" if channels == 1 else "rgb8")
         if not isinstance(encoding, str) or not encoding.isascii() or len(encoding) > 255:
             raise ValueError(f"encoding must be an ASCII string of at most 255 characters, got {encoding!r}")
         with self._lock:
             x, _ = pad_to_multiple(self._to_tensor(rgb), self.net.downsampling)
-            y, z = self._analyse(x, level - 1)
-        return AnalysedImage(y, z, level, rgb.shape[0], rgb.shape[1], channels, encoding, x)
+            y, z = self._analyse(x, quality - 1)
+        return AnalysedImage(y, z, quality, rgb.shape[0], rgb.shape[1], channels, encoding, x)
 
-    def _analyse(self, x: Tensor, level: int) -> tuple[Tensor, Tensor | None]:
+    def _analyse(self, x: Tensor, level_index: int) -> tuple[Tensor, Tensor | None]:
         # Large frames go through g_a stripe by stripe (torch backend) so memory stays bounded.
         if self.backend != "torch" or not needs_stripes(*x.shape[-2:]) or not hasattr(self.net, "hyper_analyse"):
-            return self.transforms.analyse(x, level)
-        y = analyse_striped(lambda stripe: self.net.analyse(stripe, level), x)
+            return self.transforms.analyse(x, level_index)
+        y = analyse_striped(lambda stripe: self.net.analyse(stripe, level_index), x)
         return y, self.net.hyper_analyse(y)
 
     # ------------------------------------------------------------------------------------ decode

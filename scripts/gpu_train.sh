@@ -16,7 +16,7 @@
 #              python -c "from pathlib import Path; from imgcomp.models.registry import \
 #              install_weights; install_weights(Path('out/gpu/exports/<model>'))"
 # Knobs (environment): MODELS (default: the two entropy-coded models the RD bars are about),
-# BATCH=32 CROP=256 (entropy-coded), STUDY_BATCH=32 STUDY_CROP (default: the config's, 128),
+# BATCH=32 CROP=256 (entropy-coded), FIXED_RATE_BATCH=32 FIXED_RATE_CROP (default: the config's, 128),
 # STEPS (default: until the time budget), THREADS=1 (CPU threads per process: data sampling),
 # DEVICE=cuda. Precision: tf32 for the entropy-coded models, bf16 autocast for the study's
 # families (imgcomp/training/precision.py says why).
@@ -25,8 +25,8 @@ MINUTES=${1:-8}
 MODELS=${MODELS:-hyperprior-mse hyperprior-msssim}
 BATCH=${BATCH:-32}
 CROP=${CROP:-256}
-STUDY_BATCH=${STUDY_BATCH:-32}
-STUDY_CROP=${STUDY_CROP:-}
+FIXED_RATE_BATCH=${FIXED_RATE_BATCH:-32}
+FIXED_RATE_CROP=${FIXED_RATE_CROP:-}
 STEPS=${STEPS:-1000000}
 THREADS=${THREADS:-1}
 OUT=${OUT:-out/gpu}
@@ -37,7 +37,7 @@ mkdir -p "$OUT" "$WORK/logs" "$WORK/exports"
 nvidia-smi --query-gpu=name,memory.total --format=csv > "$WORK/logs/gpu.txt" 2>&1 || echo "no nvidia-smi" > "$WORK/logs/gpu.txt"
 for name in $MODELS; do
   case $name in
-    ae-* | cae* | cyclegan-*) args=(--batch-size "$STUDY_BATCH" --precision bf16); [ -n "$STUDY_CROP" ] && args+=(--crop "$STUDY_CROP") ;;
+    ae-* | cae* | cyclegan-*) args=(--batch-size "$FIXED_RATE_BATCH" --precision bf16); [ -n "$FIXED_RATE_CROP" ] && args+=(--crop "$FIXED_RATE_CROP") ;;
     *) args=(--batch-size "$BATCH" --crop "$CROP" --precision tf32) ;;
   esac
   python3 -m imgcomp train --config "config/models/$name.yaml" --device "$DEVICE" --threads "$THREADS" \

@@ -145,13 +145,13 @@ def test_model_and_quality_switch_at_runtime(factory, codecs, photo) -> None:
     assert encoder.model_name == "factorized-mse"  # the old model stays in use
 
 
-def test_switching_to_a_study_model_by_name(factory, photo) -> None:
-    """The study's fixed-rate families are selected by name like any other model."""
+def test_switching_to_a_fixed_rate_model_by_name(factory, photo) -> None:
+    """The fixed-rate families are selected by name like any other model."""
     from imgcomp.models.registry import load_manifest
-    from imgcomp.models.study import STUDY_FAMILIES
+    from imgcomp.models.fixed_rate import FIXED_RATE_FAMILIES
 
     name = next(n for n, e in sorted(load_manifest().items()) if e["family"] == "lossy-cae")
-    assert load_manifest()[name]["family"] in STUDY_FAMILIES
+    assert load_manifest()[name]["family"] in FIXED_RATE_FAMILIES
     encoder = EncoderCore(factory, model="hyperprior-mse", quality=4)
     decoder = DecoderCore(factory, model="hyperprior-mse")
     encoder.set_model(name)

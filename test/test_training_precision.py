@@ -40,7 +40,7 @@ def test_autocast_runs_convolutions_in_bf16_only_when_asked():
 
 
 @pytest.mark.parametrize("name", ["cae8-ssim", "cyclegan-ssim"])
-def test_a_study_family_trains_under_bf16_autocast(tmp_path, name):
+def test_a_fixed_rate_family_trains_under_bf16_autocast(tmp_path, name):
     torch.manual_seed(0)
     checkpoint = train(_config(name, tmp_path, "bf16"))
     state = torch.load(checkpoint, weights_only=False)

@@ -164,9 +164,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     print((args.out / "compare.md").read_text())
     print(f"wrote {args.out}/compare.md, compare.json, grid.jpg")
     if args.cards:
-        from imgcomp.eval.compare import update_study_cards
+        from imgcomp.eval.compare import update_fixed_rate_cards
 
-        for path in update_study_cards(result):
+        for path in update_fixed_rate_cards(result):
             print(f"updated {path}")
     return 0
 
@@ -279,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=Path, default=Path("data/images/val_full"))
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/compare"))
     p.add_argument("--sizes", nargs="+", default=["504x504", "1008x1008", "640x480"], choices=["504x504", "1008x1008", "640x480"])
-    p.add_argument("--cards", action="store_true", help="write the measured rows into the study models' cards")
+    p.add_argument("--cards", action="store_true", help="write the measured rows into the fixed-rate models' cards")
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("export", help="ONNX graphs (dynamic size; float or INT8) or TensorRT FP16 engines of a shipped model")

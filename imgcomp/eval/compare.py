@@ -29,7 +29,7 @@ from imgcomp.models.registry import WEIGHTS_DIR, model_entry
 SIZES = {"504x504": (504, 504), "1008x1008": (1008, 1008), "640x480": (640, 480)}  # (width, height)
 
 
-def study_crops(image_dir: Path, size: tuple[int, int]) -> dict[str, np.ndarray]:
+def comparison_crops(image_dir: Path, size: tuple[int, int]) -> dict[str, np.ndarray]:
     """Centre crops of `size` (w, h) from every image that covers it without upscaling."""
     width, height = size
     crops = {}
@@ -112,7 +112,7 @@ def run_compare(
     result: dict = {"image_dir": str(image_dir), "sizes": {}}
     codecs = {m: Codec(m) for m in models}
     for size_name in sizes:
-        crops = study_crops(image_dir, SIZES[size_name])
+        crops = comparison_crops(image_dir, SIZES[size_name])
         if not crops:
             continue
         rows, recon = [], {}
@@ -169,17 +169,17 @@ def compare_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def update_study_cards(result: dict) -> list[Path]:
-    """Write each compared study model's measured rows into its model card."""
+def update_fixed_rate_cards(result: dict) -> list[Path]:
+    """Write each compared fixed-rate model's measured rows into its model card."""
     import torch
 
     from imgcomp.models.registry import arch_from, load_manifest, write_model_card
-    from imgcomp.models.study import STUDY_FAMILIES
+    from imgcomp.models.fixed_rate import FIXED_RATE_FAMILIES
 
     written = []
     manifest = load_manifest()
     for name, entry in manifest.items():
-        if entry["family"] not in STUDY_FAMILIES:
+        if entry["family"] not in FIXED_RATE_FAMILIES:
             continue
         rows = []
         for size_name, block in result["sizes"].items():

@@ -107,12 +107,12 @@ class OnnxRuntimeTransforms:
     def _device(self) -> torch.device:
         return next(self.net.parameters()).device
 
-    def analyse(self, x: Tensor, level: int) -> tuple[Tensor, Tensor | None]:
-        outputs = self.sessions["analysis"].run(None, {"x": as_numpy(x), "gain": self._gain[level]})
+    def analyse(self, x: Tensor, level_index: int) -> tuple[Tensor, Tensor | None]:
+        outputs = self.sessions["analysis"].run(None, {"x": as_numpy(x), "gain": self._gain[level_index]})
         y = torch.from_numpy(outputs[0]).to(self._device())
         z = torch.from_numpy(outputs[1]).to(self._device()) if len(outputs) > 1 else None
         return y, z
 
-    def synthesise(self, y_hat: Tensor, level: int) -> Tensor:
-        (x_hat,) = self.sessions["synthesis"].run(None, {"y_hat": as_numpy(y_hat), "inverse_gain": self._inverse_gain[level]})
+    def synthesise(self, y_hat: Tensor, level_index: int) -> Tensor:
+        (x_hat,) = self.sessions["synthesis"].run(None, {"y_hat": as_numpy(y_hat), "inverse_gain": self._inverse_gain[level_index]})
         return torch.from_numpy(x_hat).to(y_hat.device)

@@ -70,11 +70,11 @@ class OpenVinoTransforms:
         # the request reuses its output buffers: copy before the next call
         return [torch.from_numpy(np.array(request.get_output_tensor(i).data)) for i in range(len(request.model_outputs))]
 
-    def analyse(self, x: Tensor, level: int) -> tuple[Tensor, Tensor | None]:
-        outputs = self._run("analysis", {"x": as_numpy(x), "gain": self._gain[level]})
+    def analyse(self, x: Tensor, level_index: int) -> tuple[Tensor, Tensor | None]:
+        outputs = self._run("analysis", {"x": as_numpy(x), "gain": self._gain[level_index]})
         device = next(self.net.parameters()).device
         return outputs[0].to(device), (outputs[1].to(device) if len(outputs) > 1 else None)
 
-    def synthesise(self, y_hat: Tensor, level: int) -> Tensor:
-        (x_hat,) = self._run("synthesis", {"y_hat": as_numpy(y_hat), "inverse_gain": self._inverse_gain[level]})
+    def synthesise(self, y_hat: Tensor, level_index: int) -> Tensor:
+        (x_hat,) = self._run("synthesis", {"y_hat": as_numpy(y_hat), "inverse_gain": self._inverse_gain[level_index]})
         return x_hat.to(y_hat.device)

@@ -65,9 +65,9 @@ def calibration_feeds(net: GainedCodec, frames: np.ndarray) -> tuple[list[dict],
     for frame in frames:
         x = torch.from_numpy(np.ascontiguousarray(frame.transpose(2, 0, 1)))[None].float() / 255.0
         features = net.g_a(x)
-        for level in range(net.levels):
-            gain = net.gain.abs()[level].reshape(1, m, 1, 1).float()
-            inverse = net.inverse_gain.abs()[level].reshape(1, m, 1, 1).float()
+        for level_index in range(net.levels):
+            gain = net.gain.abs()[level_index].reshape(1, m, 1, 1).float()
+            inverse = net.inverse_gain.abs()[level_index].reshape(1, m, 1, 1).float()
             analysis.append({"x": x.numpy(), "gain": gain.numpy()})
             synthesis.append({"y_hat": torch.round(features * gain).numpy(), "inverse_gain": inverse.numpy()})
     return analysis, synthesis

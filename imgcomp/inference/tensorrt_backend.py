@@ -179,12 +179,12 @@ class TensorRTTransforms:
         name = "tensorrt-int8" if int8 else "tensorrt"
         return cls(net, engines_dir / f"{model}.analysis.engine", engines_dir / f"{model}.synthesis.engine", name)
 
-    def analyse(self, x: Tensor, level: int) -> tuple[Tensor, Tensor | None]:
-        outputs = self._analysis(x=x.float().cuda(), gain=self._gain[level])
+    def analyse(self, x: Tensor, level_index: int) -> tuple[Tensor, Tensor | None]:
+        outputs = self._analysis(x=x.float().cuda(), gain=self._gain[level_index])
         device = next(self.net.parameters()).device
         y = outputs[0].to(device)
         return y, (outputs[1].to(device) if len(outputs) > 1 else None)
 
-    def synthesise(self, y_hat: Tensor, level: int) -> Tensor:
-        (x_hat,) = self._synthesis(y_hat=y_hat.float().cuda(), inverse_gain=self._inverse_gain[level])
+    def synthesise(self, y_hat: Tensor, level_index: int) -> Tensor:
+        (x_hat,) = self._synthesis(y_hat=y_hat.float().cuda(), inverse_gain=self._inverse_gain[level_index])
         return x_hat.to(y_hat.device)

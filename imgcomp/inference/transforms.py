@@ -15,10 +15,10 @@ from imgcomp.models.gained import GainedCodec
 class Transforms(Protocol):
     name: str
 
-    def analyse(self, x: Tensor, level: int) -> tuple[Tensor, Tensor | None]:
+    def analyse(self, x: Tensor, level_index: int) -> tuple[Tensor, Tensor | None]:
         """Padded image (1x3xHxW, 0..1) -> gained latent y and hyper-latent z (None: factorized)."""
 
-    def synthesise(self, y_hat: Tensor, level: int) -> Tensor:
+    def synthesise(self, y_hat: Tensor, level_index: int) -> Tensor:
         """Quantized gained latent -> image (1x3xHxW, not clamped)."""
 
 
@@ -29,12 +29,12 @@ class TorchTransforms:
         self.net = net
 
     @torch.no_grad()
-    def analyse(self, x: Tensor, level: int) -> tuple[Tensor, Tensor | None]:
-        return self.net.analyse_for_coding(x, level)
+    def analyse(self, x: Tensor, level_index: int) -> tuple[Tensor, Tensor | None]:
+        return self.net.analyse_for_coding(x, level_index)
 
     @torch.no_grad()
-    def synthesise(self, y_hat: Tensor, level: int) -> Tensor:
-        return self.net.synthesise(y_hat, level)
+    def synthesise(self, y_hat: Tensor, level_index: int) -> Tensor:
+        return self.net.synthesise(y_hat, level_index)
 
 
 def make_transforms(

@@ -1,4 +1,4 @@
-"""Lossless coding of the study models' features (8-bit images and binary maps).
+"""Lossless coding of the fixed-rate models' features (8-bit images and binary maps).
 
 The study sent its features raw (pickled). Here they go through JPEG XL's lossless (modular)
 mode, whose context-modelled ANS coder exploits the spatial redundancy of both kinds of feature:

@@ -7,8 +7,8 @@ channel gain applied to the latent before quantization and its inverse after (Cu
 "Asymmetric Gained Deep Image Compression", CVPR 2021). One set of weights therefore covers every
 rate point, and the encoder can change quality per frame without loading anything.
 
-Interfaces follow CompressAI: ``forward(x, level) -> {"x_hat", "likelihoods"}``,
-``compress(x, level) -> {"strings", "shape"}``, ``decompress(strings, shape, level) -> {"x_hat"}``.
+Interfaces follow CompressAI: ``forward(x, level_index) -> {"x_hat", "likelihoods"}``,
+``compress(x, level_index) -> {"strings", "shape"}``, ``decompress(strings, shape, level_index) -> {"x_hat"}``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ with warnings.catch_warnings():
 
 from imgcomp.models import entropy_coding
 from imgcomp.models.integer_prior import IntegerHyperSynthesis
-from imgcomp.models.study import Autoencoder, CycleGAN, LossyCAE
+from imgcomp.models.fixed_rate import Autoencoder, CycleGAN, LossyCAE
 
 
 @dataclass(frozen=True)
@@ -110,30 +110,30 @@ class GainedCodec(CompressionModel):
     def levels(self) -> int:
         return self.arch.levels
 
-    def _gains(self, level: Tensor | int, batch: int) -> tuple[Tensor, Tensor]:
-        index = torch.as_tensor(level, device=self.gain.device).long().reshape(-1)
+    def _gains(self, level_index: Tensor | int, batch: int) -> tuple[Tensor, Tensor]:
+        index = torch.as_tensor(level_index, device=self.gain.device).long().reshape(-1)
         if index.numel() == 1:
             index = index.expand(batch)
         if index.numel() != batch or bool(((index < 0) | (index >= self.levels)).any()):
-            raise ValueError(f"quality level must be in [0, {self.levels - 1}], got {level}")
+            raise ValueError(f"level index (0-based) must be in [0, {self.levels - 1}], got {level_index}")
         gain = self.gain.abs()[index][:, :, None, None]
         inverse = self.inverse_gain.abs()[index][:, :, None, None]
         return gain, inverse
 
-    def analyse(self, x: Tensor, level: Tensor | int) -> Tensor:
+    def analyse(self, x: Tensor, level_index: Tensor | int) -> Tensor:
         """Gained latent y (not yet quantized)."""
-        gain, _ = self._gains(level, x.shape[0])
+        gain, _ = self._gains(level_index, x.shape[0])
         return self.g_a(x) * gain
 
-    def analyse_for_coding(self, x: Tensor, level: Tensor | int) -> tuple[Tensor, Tensor | None]:
+    def analyse_for_coding(self, x: Tensor, level_index: Tensor | int) -> tuple[Tensor, Tensor | None]:
         """What the entropy coder needs from the image: y, and z for a hyperprior (else None).
 
         This is the part an exported graph (ONNX Runtime, TensorRT) can compute in place of torch;
         `compress_analysed` does the rest, identically for every backend."""
-        return self.analyse(x, level), None
+        return self.analyse(x, level_index), None
 
-    def compress(self, x: Tensor, level: int) -> dict:
-        return self.compress_analysed(*self.analyse_for_coding(x, level))
+    def compress(self, x: Tensor, level_index: int) -> dict:
+        return self.compress_analysed(*self.analyse_for_coding(x, level_index))
 
     def hyper_analyse(self, y: Tensor) -> Tensor | None:
         """z from y (None: no hyperprior); `analyse_for_coding` is `analyse` then this."""
@@ -142,13 +142,13 @@ class GainedCodec(CompressionModel):
     def compress_analysed(self, y: Tensor, z: Tensor | None) -> dict:
         raise NotImplementedError
 
-    def synthesise(self, y_hat: Tensor, level: Tensor | int) -> Tensor:
-        _, inverse = self._gains(level, y_hat.shape[0])
+    def synthesise(self, y_hat: Tensor, level_index: Tensor | int) -> Tensor:
+        _, inverse = self._gains(level_index, y_hat.shape[0])
         return self.g_s(y_hat * inverse)
 
-    def latent_features(self, y_hat: Tensor, level: Tensor | int) -> Tensor:
+    def latent_features(self, y_hat: Tensor, level_index: Tensor | int) -> Tensor:
         """The de-gained quantized latent: what a perception head reads instead of pixels."""
-        _, inverse = self._gains(level, y_hat.shape[0])
+        _, inverse = self._gains(level_index, y_hat.shape[0])
         return y_hat * inverse
 
 
@@ -157,10 +157,10 @@ class FactorizedPrior(GainedCodec):
         super().__init__(arch)
         self.entropy_bottleneck = EntropyBottleneck(arch.latent_channels)
 
-    def forward(self, x: Tensor, level: Tensor | int) -> dict:
-        y = self.analyse(x, level)
+    def forward(self, x: Tensor, level_index: Tensor | int) -> dict:
+        y = self.analyse(x, level_index)
         y_hat, y_likelihoods = self.entropy_bottleneck(y)
-        return {"x_hat": self.synthesise(y_hat, level), "likelihoods": {"y": y_likelihoods}}
+        return {"x_hat": self.synthesise(y_hat, level_index), "likelihoods": {"y": y_likelihoods}}
 
     def compress_analysed(self, y: Tensor, z: Tensor | None = None) -> dict:
         strings, y_hat = encode_bottleneck(self.entropy_bottleneck, y)
@@ -169,9 +169,9 @@ class FactorizedPrior(GainedCodec):
     def decompress_latent(self, strings: list[list[bytes]], shape: tuple[int, int]) -> Tensor:
         return decode_bottleneck(self.entropy_bottleneck, strings[0], shape).float()
 
-    def decompress(self, strings: list[list[bytes]], shape: tuple[int, int], level: int) -> dict:
+    def decompress(self, strings: list[list[bytes]], shape: tuple[int, int], level_index: int) -> dict:
         y_hat = self.decompress_latent(strings, shape)
-        return {"x_hat": self.synthesise(y_hat, level).clamp_(0, 1)}
+        return {"x_hat": self.synthesise(y_hat, level_index).clamp_(0, 1)}
 
 
 class ScaleHyperprior(GainedCodec):
@@ -192,13 +192,13 @@ class ScaleHyperprior(GainedCodec):
         self.entropy_bottleneck = EntropyBottleneck(h)
         self.gaussian_conditional = GaussianConditional(None)
 
-    def forward(self, x: Tensor, level: Tensor | int) -> dict:
-        y = self.analyse(x, level)
+    def forward(self, x: Tensor, level_index: Tensor | int) -> dict:
+        y = self.analyse(x, level_index)
         z = self.h_a(torch.abs(y))
         z_hat, z_likelihoods = self.entropy_bottleneck(z)
         scales_hat = self.h_s(z_hat)
         y_hat, y_likelihoods = self.gaussian_conditional(y, scales_hat)
-        return {"x_hat": self.synthesise(y_hat, level), "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+        return {"x_hat": self.synthesise(y_hat, level_index), "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
 
     def update(self, scale_table: Tensor | None = None, force: bool = False, update_quantiles: bool = False) -> bool:
         return super().update(scale_table if scale_table is not None else get_scale_table(), force, update_quantiles)
@@ -237,8 +237,8 @@ class ScaleHyperprior(GainedCodec):
     def hyper_analyse(self, y: Tensor) -> Tensor | None:
         return self.h_a(torch.abs(y))
 
-    def analyse_for_coding(self, x: Tensor, level: Tensor | int) -> tuple[Tensor, Tensor | None]:
-        y = self.analyse(x, level)
+    def analyse_for_coding(self, x: Tensor, level_index: Tensor | int) -> tuple[Tensor, Tensor | None]:
+        y = self.analyse(x, level_index)
         return y, self.hyper_analyse(y)
 
     def compress_analysed(self, y: Tensor, z: Tensor | None) -> dict:
@@ -264,9 +264,9 @@ class ScaleHyperprior(GainedCodec):
         values = [entropy_coding.decode(s, index_i, tables) for s, index_i in zip(strings[0], indexes)]
         return torch.from_numpy(np.stack(values)).to(device=self.entropy_bottleneck.quantiles.device, dtype=torch.float32)
 
-    def decompress(self, strings: list[list[bytes]], shape: tuple[int, int], level: int) -> dict:
+    def decompress(self, strings: list[list[bytes]], shape: tuple[int, int], level_index: int) -> dict:
         y_hat = self.decompress_latent(strings, shape)
-        return {"x_hat": self.synthesise(y_hat, level).clamp_(0, 1)}
+        return {"x_hat": self.synthesise(y_hat, level_index).clamp_(0, 1)}
 
 
 FAMILIES: dict[str, type[nn.Module]] = {

@@ -1,6 +1,6 @@
 """The image size a JPEG XL codestream declares, read from its SizeHeader without decoding.
 
-The study models' feature streams are JPEG XL; a forged 27 KB stream can declare 16384x16384, so
+The fixed-rate models' feature streams are JPEG XL; a forged 27 KB stream can declare 16384x16384, so
 the size is checked against what the payload's header implies before libjxl allocates anything.
 Layout: ISO/IEC 18181-1, the codestream signature 0xFF 0x0A, then SizeHeader (bits LSB first).
 Only bare codestreams are accepted (the encoder writes nothing else); the ISOBMFF container is not.

@@ -176,7 +176,7 @@ def _bottleneck_likelihood(bottleneck: torch.nn.Module, values: Tensor) -> Tenso
 
 
 def rd_loss(
-    net: GainedCodec, x: Tensor, y: Tensor, z: Tensor | None, level: int, target: RDTarget,
+    net: GainedCodec, x: Tensor, y: Tensor, z: Tensor | None, level_index: int, target: RDTarget,
     rounding: Callable[[Tensor], Tensor],
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(bpp + lam * D, bpp, D) of latents y (and z) rounded with `rounding`, through the model's
@@ -199,7 +199,7 @@ def rd_loss(
         y_tilde = medians + rounding(y - medians)
         bits = -torch.log2(_bottleneck_likelihood(bottleneck, y_tilde)).sum()
     bpp = bits / (target.height * target.width)
-    dist = distortion(x, net.synthesise(y_tilde, level), target)
+    dist = distortion(x, net.synthesise(y_tilde, level_index), target)
     return bpp + target.lam * dist, bpp, dist
 
 
@@ -218,14 +218,14 @@ def _frozen(net: torch.nn.Module) -> Iterator[None]:
 
 
 def refine_latents(
-    net: GainedCodec, x: Tensor, y: Tensor, z: Tensor | None, level: int, target: RDTarget,
+    net: GainedCodec, x: Tensor, y: Tensor, z: Tensor | None, level_index: int, target: RDTarget,
     effort: int | EffortSchedule, seed: int = 0, trace: list[float] | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """Latents that lower `rd_loss` below the amortised ones, by `EFFORTS[effort]` (or by a
     schedule given directly).
 
     `x` is the padded input (1 x 3 x H x W, 0..1) and y, z the analysis' latents, all on the
-    model's device; `level` is 0-based. Returns new continuous (y, z), still to be coded by
+    model's device; `level_index` is 0-based. Returns new continuous (y, z), still to be coded by
     `compress_analysed`. `trace`, if given, receives the loss of every step."""
     if isinstance(effort, EffortSchedule):
         schedule = effort
@@ -251,7 +251,7 @@ def refine_latents(
                 rounding, lr = _ste_round, schedule.ste_lr
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss, _, _ = rd_loss(net, x, params[0], params[1] if z is not None else None, level, target, rounding)
+            loss, _, _ = rd_loss(net, x, params[0], params[1] if z is not None else None, level_index, target, rounding)
             value = float(loss.detach())
             if not annealing and value < best[0]:
                 best = (value, [p.detach().clone() for p in params])

@@ -55,9 +55,9 @@ def shipped_weights() -> list[str]:
 
 def entropy_coded_models() -> list[str]:
     """Shipped models with quality levels and an entropy model (not the study's fixed-rate families)."""
-    from imgcomp.models.study import STUDY_FAMILIES
+    from imgcomp.models.fixed_rate import FIXED_RATE_FAMILIES
 
-    return [name for name, entry in sorted(load_manifest().items()) if entry["family"] not in STUDY_FAMILIES]
+    return [name for name, entry in sorted(load_manifest().items()) if entry["family"] not in FIXED_RATE_FAMILIES]
 
 
 def model_entry(name: str) -> dict[str, Any]:
@@ -196,7 +196,7 @@ def install_weights(exported: Path, weights_dir: Path = WEIGHTS_DIR) -> list[str
     return sorted(entries)
 
 
-_STUDY_DESCRIPTIONS = {
+_FIXED_RATE_DESCRIPTIONS = {
     "autoencoder": "the study's autoencoder, width {width}: image -> one 8-bit image at 1/4 width and height "
     "(raw 0.5 bpp) -> image; features coded losslessly (JPEG XL modular).",
     "lossy-cae": "the study's lossy compressive autoencoder, width {width}: image -> {n} binary maps at 1/4 width "
@@ -211,9 +211,9 @@ _STUDY_DESCRIPTIONS = {
 def write_model_card(out_dir: Path, name: str, entry: dict[str, Any], arch: ArchConfig, measured_markdown: str = "") -> Path:
     """A model card: what the weights are, how they were trained, and what was measured."""
     size_kb = (out_dir / entry["file"]).stat().st_size / 1024
-    if arch.family in _STUDY_DESCRIPTIONS:
+    if arch.family in _FIXED_RATE_DESCRIPTIONS:
         extra = entry.get("extra", {})
-        architecture = _STUDY_DESCRIPTIONS[arch.family].format(n=arch.latent_channels, width=arch.channels)
+        architecture = _FIXED_RATE_DESCRIPTIONS[arch.family].format(n=arch.latent_channels, width=arch.channels)
         loss = {"mse": "MSE", "ssim": "1 - SSIM", "ms-ssim": "1 - MS-SSIM", "ms-ssim-l1": "(1 - MS-SSIM) + alpha * L1"}[entry["distortion"]]
         if extra.get("laplacian_weight"):
             loss += f" + {extra['laplacian_weight']:g} * L1(compressed image, Laplacian target)"
@@ -244,7 +244,7 @@ def write_model_card(out_dir: Path, name: str, entry: dict[str, Any], arch: Arch
         "## Measured",
         "",
         measured_markdown
-        or f"Not measured yet: run `imgcomp {'compare' if arch.family in _STUDY_DESCRIPTIONS else 'eval'} --cards`.",
+        or f"Not measured yet: run `imgcomp {'compare' if arch.family in _FIXED_RATE_DESCRIPTIONS else 'eval'} --cards`.",
         "",
     ]
     path = out_dir / f"{name}.md"
@@ -260,14 +260,14 @@ def _training_stages(entry: dict[str, Any]) -> str:
 
 def update_model_cards(eval_result: dict) -> list[Path]:
     """Rewrite the cards of evaluated shipped models with their measured RD points and BD-rates."""
-    from imgcomp.models.study import STUDY_FAMILIES
+    from imgcomp.models.fixed_rate import FIXED_RATE_FAMILIES
 
     written = []
     manifest = load_manifest()
     split = f" ({eval_result['split']})" if eval_result.get("split") else ""
     for name, entry in manifest.items():
         points = eval_result["curves"].get(name)
-        if not points or entry["family"] in STUDY_FAMILIES:  # the study's cards carry `imgcomp compare`'s rows
+        if not points or entry["family"] in FIXED_RATE_FAMILIES:  # the study's cards carry `imgcomp compare`'s rows
             continue
         bd = eval_result["bd_rate_percent"][name]
         fmt = lambda v: "n/a" if v is None else f"{v:+.1f} %"  # noqa: E731

@@ -154,7 +154,7 @@ class StreamEncoder:
     @torch.no_grad()
     def encode(self, image: np.ndarray, quality: int | None = None, encoding: str | None = None) -> EncodedFrame:
         a = self.codec.analyse_image(image, quality, encoding)
-        return self.encode_analysed(a.y, a.z, a.level, a.height, a.width, a.channels, a.encoding)
+        return self.encode_analysed(a.y, a.z, a.quality, a.height, a.width, a.channels, a.encoding)
 
     def encode_analysed(self, y, z, level: int, height: int, width: int, channels: int, encoding: str) -> EncodedFrame:
         """`encode` from the analysis output (y, z) of the padded image at `level`."""

@@ -52,24 +52,24 @@ class TrainConfig:
     seed: int = 0
     init_from: str | None = None  # weights file (shipped) to start from, e.g. fine-tuning
     ms_ssim_window: int = 7  # 7 lets 128-px crops go through 5 MS-SSIM scales
-    precision: str = "fp32"  # fp32, tf32 or (study families only) bf16: training/precision.py
+    precision: str = "fp32"  # fp32, tf32 or (fixed-rate families only) bf16: training/precision.py
     extra: dict = field(default_factory=dict)
 
     @staticmethod
     def from_yaml(path: str | Path) -> "TrainConfig":
-        from imgcomp.models.study import STUDY_FAMILIES
-        from imgcomp.training.families import STUDY_DISTORTIONS
+        from imgcomp.models.fixed_rate import FIXED_RATE_FAMILIES
+        from imgcomp.training.fixed_rate import FIXED_RATE_DISTORTIONS
 
         raw = yaml.safe_load(Path(path).read_text())
         arch_raw = raw.pop("arch")
-        study = arch_raw.get("family") in STUDY_FAMILIES
+        fixed_rate = arch_raw.get("family") in FIXED_RATE_FAMILIES
         # The study families have one fixed rate: no lambdas, one level.
-        lambdas = tuple(float(v) for v in raw.pop("lambdas", [] if not study else [1.0]))
+        lambdas = tuple(float(v) for v in raw.pop("lambdas", [] if not fixed_rate else [1.0]))
         if not lambdas:
             raise ValueError(f"{path}: an entropy-coded model needs 'lambdas' (one per quality level)")
         arch = ArchConfig(**arch_raw, levels=len(lambdas), lambdas=lambdas)
         config = TrainConfig(arch=arch, lambdas=lambdas, **raw)
-        allowed = STUDY_DISTORTIONS if study else ("mse", "ms-ssim")
+        allowed = FIXED_RATE_DISTORTIONS if fixed_rate else ("mse", "ms-ssim")
         if config.distortion not in allowed:
             raise ValueError(f"distortion must be one of {', '.join(allowed)} for {arch.family}, got {config.distortion!r}")
         return config
@@ -149,12 +149,12 @@ def validate(codec: GainedCodec, images: list[np.ndarray], config: TrainConfig, 
 
 def train(config: TrainConfig, device: str = "cpu", resume: bool = False, max_minutes: float | None = None) -> Path:
     """Train and return the path of the last checkpoint."""
-    from imgcomp.models.study import STUDY_FAMILIES
+    from imgcomp.models.fixed_rate import FIXED_RATE_FAMILIES
 
-    if config.arch.family in STUDY_FAMILIES:
-        from imgcomp.training.families import train_study
+    if config.arch.family in FIXED_RATE_FAMILIES:
+        from imgcomp.training.fixed_rate import train_fixed_rate
 
-        return train_study(config, device=device, resume=resume, max_minutes=max_minutes)
+        return train_fixed_rate(config, device=device, resume=resume, max_minutes=max_minutes)
     rank, world = _distributed()
     if world > 1:
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")

@@ -1,7 +1,7 @@
 """Training for the study's fixed-rate families (autoencoder, lossy CAE, Cycle-GAN).
 
 Reached through the same `imgcomp train --config ...` as the entropy-coded models: `train()`
-hands a config whose family is one of `STUDY_FAMILIES` to `train_study`. There is no rate term
+hands a config whose family is one of `FIXED_RATE_FAMILIES` to `train_fixed_rate`. There is no rate term
 (the feature size fixes the rate); the loss is the chosen distortion:
 
 * ``mse``: mean squared error;
@@ -35,14 +35,14 @@ from tqdm import tqdm
 from imgcomp.data.crops import RandomCropSampler, load_images, load_training_images
 from imgcomp.training.losses import ms_ssim_per_sample
 from imgcomp.models.gained import build_model
-from imgcomp.models.study import CycleGAN, StudyCodec, laplacian_target
+from imgcomp.models.fixed_rate import CycleGAN, FixedRateCodec, laplacian_target
 from imgcomp.training.checkpoints import load_initial_weights, load_resume_state, lr_scale, save_checkpoint
 from imgcomp.training.precision import autocast, configure_precision
 
-STUDY_DISTORTIONS = ("mse", "ssim", "ms-ssim", "ms-ssim-l1")
+FIXED_RATE_DISTORTIONS = ("mse", "ssim", "ms-ssim", "ms-ssim-l1")
 
 
-def study_distortion(x: Tensor, x_hat: Tensor, kind: str, extra: dict) -> Tensor:
+def fixed_rate_distortion(x: Tensor, x_hat: Tensor, kind: str, extra: dict) -> Tensor:
     """Mean distortion of a batch (images in [0, 1])."""
     if kind == "mse":
         return F.mse_loss(x_hat, x)
@@ -53,7 +53,7 @@ def study_distortion(x: Tensor, x_hat: Tensor, kind: str, extra: dict) -> Tensor
         return ms
     if kind == "ms-ssim-l1":
         return ms + float(extra.get("l1_alpha", 0.16)) * F.l1_loss(x_hat, x)
-    raise ValueError(f"distortion must be one of {', '.join(STUDY_DISTORTIONS)}, got {kind!r}")
+    raise ValueError(f"distortion must be one of {', '.join(FIXED_RATE_DISTORTIONS)}, got {kind!r}")
 
 
 def _bce(logits: Tensor, real: bool) -> Tensor:
@@ -65,7 +65,7 @@ def _generator_parameters(net: nn.Module) -> list[nn.Parameter]:
 
 
 @torch.no_grad()
-def validate_study(net: StudyCodec, images: list[np.ndarray], device: torch.device) -> dict:
+def validate_fixed_rate(net: FixedRateCodec, images: list[np.ndarray], device: torch.device) -> dict:
     """PSNR and SSIM through the real quantization (eval mode), on the validation images."""
     from imgcomp.padding import pad_to_multiple
 
@@ -82,15 +82,15 @@ def validate_study(net: StudyCodec, images: list[np.ndarray], device: torch.devi
     return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims))}
 
 
-def train_study(config, device: str = "cpu", resume: bool = False, max_minutes: float | None = None) -> Path:  # noqa: ANN001
-    """Train a study-family model from a `TrainConfig`; returns the last checkpoint."""
+def train_fixed_rate(config, device: str = "cpu", resume: bool = False, max_minutes: float | None = None) -> Path:  # noqa: ANN001
+    """Train a fixed-rate model from a `TrainConfig`; returns the last checkpoint."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise RuntimeError("the study families train in one process (their models are small)")
     torch_device = torch.device(device)
     configure_precision(config.precision, torch_device, entropy_coded=False)
     amp = lambda: autocast(config.precision, torch_device)  # noqa: E731 - a fresh context per use
     torch.manual_seed(config.seed)
-    net: StudyCodec = build_model(config.arch).to(torch_device)
+    net: FixedRateCodec = build_model(config.arch).to(torch_device)
     if config.init_from:
         print(f"initialised from {config.init_from} ({load_initial_weights(net, Path(config.init_from))})")
     extra = dict(config.extra)
@@ -145,14 +145,14 @@ def train_study(config, device: str = "cpu", resume: bool = False, max_minutes: 
                 x_fake = net.generator_f(y_real).float()
                 y_cycle = net.generator_g(x_fake).float()
                 fake_logits = (net.d_y(y_fake).float(), net.d_x(x_fake).float())
-            distortion = study_distortion(x, x_cycle, kind, extra)
+            distortion = fixed_rate_distortion(x, x_cycle, kind, extra)
             adversarial = _bce(fake_logits[0], True) + _bce(fake_logits[1], True)
             loss = cycle_weight * (distortion + F.l1_loss(y_cycle, y_real)) + adv_weight * adversarial
             logs["adv"] = adversarial.item()
         else:
             with amp():
                 out = {k: v.float() for k, v in net(x).items()}
-            distortion = study_distortion(x, out["x_hat"], kind, extra)
+            distortion = fixed_rate_distortion(x, out["x_hat"], kind, extra)
             loss = distortion
             if laplacian_weight > 0:
                 loss = loss + laplacian_weight * F.l1_loss(out["features"], laplacian_target(x))
@@ -178,7 +178,7 @@ def train_study(config, device: str = "cpu", resume: bool = False, max_minutes: 
         if step % config.checkpoint_every == 0 or step == config.steps:
             save()
         if val_images and (step % config.val_every == 0 or step == config.steps):
-            report = validate_study(net, val_images, torch_device)
+            report = validate_fixed_rate(net, val_images, torch_device)
             report.update(step=step, loss=loss.item(), time=time.time())
             with (run_dir / "history.jsonl").open("a") as f:
                 f.write(json.dumps(report) + "\n")

@@ -14,13 +14,13 @@ from imgcomp.bitstream import Frame, pack, unpack
 from imgcomp.data.crops import RandomCropSampler, load_images
 from imgcomp.models.gained import ArchConfig, build_model
 from imgcomp.models.registry import load_manifest
-from imgcomp.models.study import STUDY_FAMILIES, CycleGAN, binarize, laplacian_target, tiled
-from imgcomp.training.families import study_distortion
+from imgcomp.models.fixed_rate import FIXED_RATE_FAMILIES, CycleGAN, binarize, laplacian_target, tiled
+from imgcomp.training.fixed_rate import fixed_rate_distortion
 from imgcomp.training.rd import TrainConfig, train
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "test" / "fixtures" / "images"
-SHIPPED_STUDY = sorted(n for n, e in load_manifest().items() if e["family"] in STUDY_FAMILIES)
+SHIPPED_FIXED_RATE = sorted(n for n, e in load_manifest().items() if e["family"] in FIXED_RATE_FAMILIES)
 
 
 def _arch(family: str, latent: int) -> ArchConfig:
@@ -114,8 +114,8 @@ def test_laplacian_target_is_mostly_flat() -> None:
 def test_distortions_are_zero_for_identical_images_and_grow_with_noise(kind: str) -> None:
     torch.manual_seed(0)
     x = torch.rand(2, 3, 192, 192)
-    same = float(study_distortion(x, x, kind, {}))
-    noisy = float(study_distortion(x, (x + 0.1 * torch.randn_like(x)).clamp(0, 1), kind, {}))
+    same = float(fixed_rate_distortion(x, x, kind, {}))
+    noisy = float(fixed_rate_distortion(x, (x + 0.1 * torch.randn_like(x)).clamp(0, 1), kind, {}))
     assert abs(same) < 1e-4 < noisy
 
 
@@ -135,7 +135,7 @@ def _held_out(net, config: TrainConfig) -> float:
     x = torch.from_numpy(sampler.batch(16)).float() / 255
     net.eval()
     with torch.no_grad():
-        return float(study_distortion(x, net(x)["x_hat"], config.distortion, {}))
+        return float(fixed_rate_distortion(x, net(x)["x_hat"], config.distortion, {}))
 
 
 @pytest.mark.slow
@@ -154,41 +154,41 @@ def test_short_real_training_lowers_the_loss(tmp_path, family: str, latent: int,
     assert after < 0.8 * before, (before, after)
 
 
-def test_study_configs_parse() -> None:
+def test_fixed_rate_configs_parse() -> None:
     for path in sorted((REPO / "config" / "models").glob("*.yaml")):
         config = TrainConfig.from_yaml(path)
-        if config.arch.family in STUDY_FAMILIES:
+        if config.arch.family in FIXED_RATE_FAMILIES:
             assert config.arch.levels == 1
 
 
 # --------------------------------------------------------------------------- shipped weights
 @pytest.fixture(scope="module")
-def study_codecs() -> dict[str, Codec]:
-    return {name: Codec(name) for name in SHIPPED_STUDY}
+def fixed_rate_codecs() -> dict[str, Codec]:
+    return {name: Codec(name) for name in SHIPPED_FIXED_RATE}
 
 
 def test_every_family_is_shipped() -> None:
-    families = {load_manifest()[n]["family"] for n in SHIPPED_STUDY}
-    assert families == set(STUDY_FAMILIES)
+    families = {load_manifest()[n]["family"] for n in SHIPPED_FIXED_RATE}
+    assert families == set(FIXED_RATE_FAMILIES)
 
 
-@pytest.mark.parametrize("name", SHIPPED_STUDY)
-def test_round_trip_odd_sizes_and_mono(study_codecs, real_images, name: str) -> None:
-    codec = study_codecs[name]
+@pytest.mark.parametrize("name", SHIPPED_FIXED_RATE)
+def test_round_trip_odd_sizes_and_mono(fixed_rate_codecs, real_images, name: str) -> None:
+    codec = fixed_rate_codecs[name]
     image = real_images["astronaut_odd"]
     for crop in (image, image[:37, :53], image[:, :, 1]):
         out = codec.decode(codec.encode(crop))
         assert out.shape == crop.shape and out.dtype == np.uint8
 
 
-@pytest.mark.parametrize("name", SHIPPED_STUDY)
-def test_lossless_coding_is_exact_and_saves_bits(study_codecs, real_images, name: str) -> None:
+@pytest.mark.parametrize("name", SHIPPED_FIXED_RATE)
+def test_lossless_coding_is_exact_and_saves_bits(fixed_rate_codecs, real_images, name: str) -> None:
     """The coded features decode to exactly the quantized ones, in fewer bits than raw.
 
     How many fewer depends on the content (busy textures least): over the committed crops the
     test asks for 15 %; the issue's 30 % on average over the validation photos is measured by
     `imgcomp compare` (coded / raw column of the README's table)."""
-    codec = study_codecs[name]
+    codec = fixed_rate_codecs[name]
     raw_total = coded_total = 0
     for image in real_images.values():
         payload, latent = codec.encode_with_latent(image)
@@ -201,9 +201,9 @@ def test_lossless_coding_is_exact_and_saves_bits(study_codecs, real_images, name
     assert coded_total <= 0.85 * raw_total, f"{name}: coded {coded_total} bits vs raw {raw_total}"
 
 
-@pytest.mark.parametrize("name", SHIPPED_STUDY)
-def test_malformed_payloads_are_rejected(study_codecs, real_images, name: str) -> None:
-    codec = study_codecs[name]
+@pytest.mark.parametrize("name", SHIPPED_FIXED_RATE)
+def test_malformed_payloads_are_rejected(fixed_rate_codecs, real_images, name: str) -> None:
+    codec = fixed_rate_codecs[name]
     payload = codec.encode(real_images["home"][:48, :64])
     for cut in range(0, len(payload), max(1, len(payload) // 40)):
         with pytest.raises(BitstreamError):
@@ -222,18 +222,18 @@ def test_malformed_payloads_are_rejected(study_codecs, real_images, name: str) -
             codec.decode(pack(Frame(frame.header, (damaged,))))
 
 
-def test_compare_writes_the_study_table_and_grid(tmp_path, monkeypatch) -> None:
+def test_compare_writes_the_comparison_table_and_grid(tmp_path, monkeypatch) -> None:
     import imgcomp.eval.compare as compare
 
     monkeypatch.setitem(compare.SIZES, "96x64", (96, 64))
-    models = [SHIPPED_STUDY[0], "factorized-mse"]
+    models = [SHIPPED_FIXED_RATE[0], "factorized-mse"]
     result = compare.run_compare(models, FIXTURES, tmp_path, sizes=["96x64"], grid_crops=2)
     rows = {r["model"]: r for r in result["sizes"]["96x64"]["rows"]}
     assert len(result["sizes"]["96x64"]["images"]) == 5  # every fixture covers 96x64
-    study = rows[SHIPPED_STUDY[0]]
-    assert study["raw_bpp"] > 0 and study["coded_bpp"] > 0 and study["frames"] == 5
+    fixed = rows[SHIPPED_FIXED_RATE[0]]
+    assert fixed["raw_bpp"] > 0 and fixed["coded_bpp"] > 0 and fixed["frames"] == 5
     assert rows["factorized-mse"]["raw_bpp"] is None
-    assert study["compression_ratio"] == pytest.approx(24 / study["coded_bpp"])
+    assert fixed["compression_ratio"] == pytest.approx(24 / fixed["coded_bpp"])
     markdown = (tmp_path / "compare.md").read_text()
-    assert "| T200 (s) |" in markdown and SHIPPED_STUDY[0] in markdown
+    assert "| T200 (s) |" in markdown and SHIPPED_FIXED_RATE[0] in markdown
     assert (tmp_path / "grid.jpg").stat().st_size > 1000

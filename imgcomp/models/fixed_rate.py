@@ -4,7 +4,7 @@
 * ``lossy-cae``: image -> n binary feature maps at 1/4 resolution (stochastic binarization while
   training, the sign at inference) -> image.
 * ``cyclegan``: generator G: image -> RGB "compressed image" at 1/2 resolution, F: back, with two
-  discriminators while training (`imgcomp.training.families`).
+  discriminators while training (`imgcomp.training.fixed_rate`).
 
 Unlike the study, whose features were pickled raw, the features are coded losslessly
 (`feature_coding`) inside the usual versioned container. Each model has one quality level: its
@@ -30,7 +30,7 @@ from imgcomp.models.feature_coding import (
     encode_uint8_planes,
 )
 
-STUDY_FAMILIES = ("autoencoder", "lossy-cae", "cyclegan")
+FIXED_RATE_FAMILIES = ("autoencoder", "lossy-cae", "cyclegan")
 
 
 class _StochasticBinarize(torch.autograd.Function):
@@ -109,8 +109,8 @@ def tiled(fn: Callable[[Tensor], Tensor], x: Tensor, tile: int, margin: int, sca
     return out
 
 
-class StudyCodec(nn.Module):
-    """What `imgcomp.codec.Codec` needs from a model, for the fixed-rate study families."""
+class FixedRateCodec(nn.Module):
+    """What `imgcomp.codec.Codec` needs from a model, for the fixed-rate families (the seed study's autoencoder, lossy CAE and Cycle-GAN)."""
 
     downsampling = 4
     compress_stream_names: tuple[str, ...] = ("features",)
@@ -145,7 +145,7 @@ class StudyCodec(nn.Module):
         raise NotImplementedError
 
     # --- training view
-    def forward(self, x: Tensor, level: Tensor | int | None = None) -> dict:
+    def forward(self, x: Tensor, level_index: Tensor | int | None = None) -> dict:
         q = self.quantize(self.encode_features(x))
         return {"x_hat": self.decode_features(q), "features": q}
 
@@ -157,7 +157,7 @@ class StudyCodec(nn.Module):
         return (self.arch.latent_channels, *latent_hw)
 
     @torch.no_grad()
-    def analyse_for_coding(self, x: Tensor, level: Tensor | int) -> tuple[Tensor, None]:
+    def analyse_for_coding(self, x: Tensor, level_index: Tensor | int) -> tuple[Tensor, None]:
         return self.encode_features(x), None
 
     @torch.no_grad()
@@ -166,22 +166,22 @@ class StudyCodec(nn.Module):
         return {"strings": [[self._pack(q[0])]], "shape": tuple(q.shape[-2:]), "y_hat": q}
 
     @torch.no_grad()
-    def compress(self, x: Tensor, level: int = 0) -> dict:
-        return self.compress_analysed(*self.analyse_for_coding(x, level))
+    def compress(self, x: Tensor, level_index: int = 0) -> dict:
+        return self.compress_analysed(*self.analyse_for_coding(x, level_index))
 
     def decompress_latent(self, strings: list[list[bytes]], shape: tuple[int, int]) -> Tensor:
         q = self._unpack(strings[0][0], self.feature_shape(tuple(shape)))
         return q[None].to(next(self.parameters()).device)
 
     @torch.no_grad()
-    def synthesise(self, y_hat: Tensor, level: Tensor | int) -> Tensor:
+    def synthesise(self, y_hat: Tensor, level_index: Tensor | int) -> Tensor:
         return self.decode_features(y_hat)
 
-    def latent_features(self, y_hat: Tensor, level: Tensor | int) -> Tensor:
+    def latent_features(self, y_hat: Tensor, level_index: Tensor | int) -> Tensor:
         return y_hat
 
 
-class _EightBitFeatures(StudyCodec):
+class _EightBitFeatures(FixedRateCodec):
     def quantize(self, features: Tensor) -> Tensor:
         return quantize_8bit(features)
 
@@ -226,7 +226,7 @@ class Autoencoder(_EightBitFeatures):
         return (base + self.decoder(features)).clamp(0, 1)
 
 
-class LossyCAE(StudyCodec):
+class LossyCAE(FixedRateCodec):
     """Image -> n binary maps at 1/4 size -> image (the study's lossy compressive autoencoder)."""
 
     bits_per_value = 1
@@ -314,6 +314,6 @@ def laplacian_target(x: Tensor) -> Tensor:
 
 
 __all__ = [
-    "STUDY_FAMILIES", "Autoencoder", "CycleGAN", "LossyCAE", "StudyCodec", "binarize",
+    "FIXED_RATE_FAMILIES", "Autoencoder", "CycleGAN", "LossyCAE", "FixedRateCodec", "binarize",
     "laplacian_target", "quantize_8bit", "tiled",
 ]
