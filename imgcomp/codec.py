@@ -30,7 +30,7 @@ from imgcomp.inference import make_transforms
 from imgcomp.inference.striped import analyse_striped, needs_stripes, synthesise_to_uint8, to_uint8
 from imgcomp.models.refine import RDTarget, check_effort, coded_objective, refine_latents, supports_effort
 from imgcomp.models.registry import load_model, model_entry
-from imgcomp.padding import pad_to_multiple
+from imgcomp.padding import pad_image_to_multiple
 
 from imgcomp.defaults import CLASSICAL_MODELS, DEFAULT_MAX_OUTPUT_PIXELS, DEFAULT_MODEL  # noqa: F401 - named here too
 
@@ -232,7 +232,7 @@ class Codec:
         """A checked uint8 image (HxW or HxWx3) as the padded 1x3xHxW float tensor the analysis
         transform takes (mono repeated to RGB, padded to the model's multiple)."""
         rgb, _ = self._as_rgb(image)
-        return pad_to_multiple(self._to_tensor(rgb), self.net.downsampling)[0]
+        return self._to_tensor(pad_image_to_multiple(rgb, self.net.downsampling))
 
     @torch.no_grad()
     def analyse_image(self, image: np.ndarray, quality: int | None = None, encoding: str | None = None) -> AnalysedImage:
@@ -244,7 +244,7 @@ class Codec:
         if not isinstance(encoding, str) or not encoding.isascii() or len(encoding) > 255:
             raise ValueError(f"encoding must be an ASCII string of at most 255 characters, got {encoding!r}")
         with self._lock:
-            x, _ = pad_to_multiple(self._to_tensor(rgb), self.net.downsampling)
+            x = self._to_tensor(pad_image_to_multiple(rgb, self.net.downsampling))
             y, z = self._analyse(x, quality - 1)
         return AnalysedImage(y, z, quality, rgb.shape[0], rgb.shape[1], channels, encoding, x)
 

@@ -138,3 +138,21 @@ def test_max_output_pixels_is_checked_from_the_header(hyperprior_codec, real_ima
     with pytest.raises(TooLargeError):
         hyperprior_codec.decode_latent(payload, max_output_pixels=h * w - 1)
     assert hyperprior_codec.decode(payload, max_output_pixels=h * w).shape == (h, w, 3)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (37, 53, 3), (64, 128, 3), (479, 641, 3), (33, 70)])
+def test_padding_the_8_bit_image_equals_padding_the_float_tensor(shape) -> None:
+    """The codec pads the uint8 image (cheap) instead of the float tensor: the tensors are identical."""
+    import torch
+
+    from imgcomp.padding import pad_image_to_multiple, pad_to_multiple
+
+    image = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+
+    def as_tensor(a: np.ndarray) -> torch.Tensor:
+        a = a[..., None] if a.ndim == 2 else a
+        return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float().div_(255.0)
+
+    padded = pad_image_to_multiple(image, 64)
+    assert padded.shape[0] % 64 == 0 and padded.shape[1] % 64 == 0
+    assert torch.equal(as_tensor(padded), pad_to_multiple(as_tensor(image), 64)[0])
