@@ -17,6 +17,7 @@ frame arrived) over random 1 % drops.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -40,13 +41,15 @@ from imgcomp.video import read_video
 X264_DEFAULT_GOP = 250  # libx264's keyint when -g is not given
 
 
-def _ffmpeg_x264(frames: list[np.ndarray], crf: int, gop: int | None, fps: float) -> tuple[int, list[np.ndarray]]:
+def _ffmpeg_x264(frames: list[np.ndarray], crf: int, gop: int | None, fps: float, threads: int = 0) -> tuple[int, list[np.ndarray]]:
     """Bytes and decoded frames of libx264 veryfast zerolatency at `crf`; `gop`: -g (None: x264's default)."""
     h, w = frames[0].shape[:2]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "v.h264"
         cmd = ["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(fps), "-i", "-",
                "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-crf", str(crf), "-pix_fmt", "yuv420p"]
+        if threads:
+            cmd += ["-threads", str(threads)]
         if gop is not None:
             cmd += ["-g", str(gop)]
         subprocess.run(cmd + [str(out)], input=b"".join(f.tobytes() for f in frames), check=True)
@@ -97,14 +100,113 @@ def _container_bytes(payload: bytes) -> int:
     return len(payload) - sum(len(s) for s in frame.streams) + id_bytes
 
 
+
+class _SharedKeyFrames:
+    """The codec as a StreamEncoder sees it, except that `compress_analysed` of the analysed frame
+    `y` at `key` (frame, level) is computed once and shared by every configuration: a key frame's
+    entropy coding depends on (y, z) only, so an intra frame and a key frame of any group get the
+    same strings. The cached entry remembers its `y`, and is used only for that very tensor."""
+
+    def __init__(self, codec: Codec) -> None:
+        self._codec = codec
+        self._cache: dict[tuple[int, int], tuple[object, dict]] = {}
+        self.key: tuple[int, int] | None = None
+
+    def __getattr__(self, name: str):
+        return getattr(self._codec, name)
+
+    def compress_analysed(self, y, z) -> dict:
+        hit = self._cache.get(self.key)
+        if hit is not None and hit[0] is y:
+            return hit[1]
+        out = self._codec.compress_analysed(y, z)
+        self._cache[self.key] = (y, out)
+        return out
+
+    def forget(self) -> None:
+        self._cache.clear()
+
+
+def our_rows(codec: Codec, frames: list[np.ndarray], levels: list[int], configs: list[dict], idx: list[int],
+             shared: bool = True) -> tuple[list[dict], dict[str, list[RDPoint]]]:
+    """Rows (bpp, PSNR, MS-SSIM, key frames, ...) of our configurations at each level.
+
+    Every payload is produced by a StreamEncoder through the real rANS coder, and quality is that
+    of the image synthesised from the latent a decoder recovers. With `shared` (the default) the
+    work that is the same in every configuration is done once: the analysis transform of each
+    frame (once for all levels: the levels' gains scale its output), the hyper-analysis per frame
+    and level, a key frame's entropy coding per frame and level, and the synthesis and metrics of a
+    frame whose decoded latent another configuration already produced (keyed by frame, level and
+    the latent's bytes). With `shared=False` every configuration encodes every frame from the image
+    (`StreamEncoder.encode`) and renders every sampled frame: test/test_bench_video.py checks that
+    both give identical rows."""
+    h, w = frames[0].shape[:2]
+    n, pixels = len(frames), frames[0].shape[0] * frames[0].shape[1]
+    net = codec.net
+    sample = set(idx)
+    if shared:
+        with torch.no_grad():
+            g = [net.g_a(codec.image_tensor(f)) for f in frames]
+    keys_codec = _SharedKeyFrames(codec)
+    quality_cache: dict[tuple[int, int, bytes], tuple[float, float]] = {}
+    curves: dict[str, list[RDPoint]] = {}
+    rows = []
+    for level in levels:
+        header = type("H", (), {"height": h, "width": w, "quality": level, "channels": 3})
+        if shared:
+            gain = net._gains(level - 1, 1)[0]
+            yz = []
+            with torch.no_grad():
+                for gi in g:
+                    y = gi * gain
+                    yz.append((y, net.hyper_analyse(y)))
+        keys_codec.forget()
+        for cfg in configs:
+            name = cfg["name"]
+            enc = StreamEncoder(keys_codec if shared else codec, keyframe_interval=cfg["k"], rd=cfg.get("rd", True),
+                                tables=cfg.get("tables"), rd_multiplier=cfg.get("rd_multiplier", 0.5))
+            sizes, keys, container, psnrs, ssims = [], [], [], [], []
+            for t in range(n):
+                if shared:
+                    keys_codec.key = (t, level)
+                    e = enc.encode_analysed(*yz[t], level, h, w, 3, "rgb8")
+                else:
+                    e = enc.encode(frames[t], quality=level)
+                sizes.append(len(e.payload))
+                keys.append(e.keyframe)
+                if not e.keyframe:
+                    container.append(_container_bytes(e.payload))
+                if t in sample:
+                    cache_key = (t, level, hashlib.blake2b(np.ascontiguousarray(e.y_hat).tobytes(), digest_size=16).digest())
+                    q = quality_cache.get(cache_key) if shared else None
+                    if q is None:
+                        decoded = synthesise(codec, e.y_hat, header)
+                        q = (psnr(frames[t], decoded), ms_ssim_index(frames[t], decoded))
+                        quality_cache[cache_key] = q
+                    psnrs.append(q[0])
+                    ssims.append(q[1])
+            p, m = float(np.mean(psnrs)), float(np.mean(ssims))
+            bpp = 8 * float(np.sum(sizes)) / (n * pixels)
+            row = {"codec": name, "level": level, "bpp": bpp, "psnr": p, "ms_ssim": m, "keyframes": int(np.sum(keys)),
+                   "p_frame_bpp": 8 * float(np.mean([s for s, kf in zip(sizes, keys) if not kf] or [0])) / pixels,
+                   "key_bpp": 8 * float(np.mean([s for s, kf in zip(sizes, keys) if kf])) / pixels,
+                   "p_container_bytes": float(np.mean(container)) if container else 0.0,
+                   "shown_at_1pct_drop": _shown_fraction(np.array(keys), 0.01, 200, np.random.default_rng(level))}
+            rows.append(row)
+            curves.setdefault(name, []).append(RDPoint(name, level, bpp, p, m))
+            print(json.dumps(row), flush=True)
+    return rows, curves
+
+
 def run_video_bench(video: Path, out: Path, frames_n: int, scale: float, levels: list[int], intervals: list[int],
                     crfs: list[int], psnr_every: int, timing_frames: int, model: str = "hyperprior-mse",
-                    tables: list[Path] = (), multipliers: list[float] = ()) -> dict:
+                    tables: list[Path] = (), multipliers: list[float] = (), threads: int = 2,
+                    x264_gops: list[int] | None = None, command: str | None = None) -> dict:
     shared = [k for k in intervals if k > 1 and math.gcd(k, psnr_every) > 1]
     if shared:
         raise ValueError(f"--psnr-every {psnr_every} shares a factor with keyframe interval(s) {shared}: "
                          "quality would be sampled on key frames only; take a stride coprime with every interval")
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     t_start = time.perf_counter()
     load_start = os.getloadavg()
     frames, fps = read_video(video, frames_n)
@@ -115,49 +217,14 @@ def run_video_bench(video: Path, out: Path, frames_n: int, scale: float, levels:
     pixels = h * w
     idx = list(range(0, n, psnr_every))
     codec = Codec(model)
-    net = codec.net
-    with torch.no_grad():
-        g = [net.g_a(codec.image_tensor(f)) for f in frames]
-    curves: dict[str, list[RDPoint]] = {}
-    rows = []
     configs = _variants(intervals, list(tables), list(multipliers))
-    for level in levels:
-        gain = net._gains(level - 1, 1)[0]
-        yz = []
-        with torch.no_grad():
-            for gi in g:
-                y = gi * gain
-                yz.append((y, net.hyper_analyse(y)))
-        for cfg in configs:
-            name = cfg["name"]
-            enc = StreamEncoder(codec, keyframe_interval=cfg["k"], rd=cfg.get("rd", True), tables=cfg.get("tables"),
-                                rd_multiplier=cfg.get("rd_multiplier", 0.5))
-            sizes, keys, lat, container = [], [], {}, []
-            for t, (y, z) in enumerate(yz):
-                e = enc.encode_analysed(y, z, level, h, w, 3, "rgb8")
-                sizes.append(len(e.payload))
-                keys.append(e.keyframe)
-                if not e.keyframe:
-                    container.append(_container_bytes(e.payload))
-                if t in idx:
-                    lat[t] = e.y_hat
-            header = type("H", (), {"height": h, "width": w, "quality": level, "channels": 3})
-            decoded = {t: synthesise(codec, lat[t], header) for t in idx}
-            p, m = _quality(frames, decoded, idx)
-            bpp = 8 * float(np.sum(sizes)) / (n * pixels)
-            row = {"codec": name, "level": level, "bpp": bpp, "psnr": p, "ms_ssim": m, "keyframes": int(np.sum(keys)),
-                   "p_frame_bpp": 8 * float(np.mean([s for s, kf in zip(sizes, keys) if not kf] or [0])) / pixels,
-                   "key_bpp": 8 * float(np.mean([s for s, kf in zip(sizes, keys) if kf])) / pixels,
-                   "p_container_bytes": float(np.mean(container)) if container else 0.0,
-                   "shown_at_1pct_drop": _shown_fraction(np.array(keys), 0.01, 200, np.random.default_rng(level))}
-            rows.append(row)
-            curves.setdefault(name, []).append(RDPoint(name, level, bpp, p, m))
-            print(json.dumps(row), flush=True)
-    gops = [None] + [k for k in intervals if k > 1] + [1]
+    rows, curves = our_rows(codec, frames, levels, configs, idx)
+    same_gop = [k for k in intervals if k > 1] if x264_gops is None else [k for k in x264_gops if k > 1]
+    gops = [None] + same_gop + [1]
     for gop in gops:
         name = _x264_name(gop)
         for crf in crfs:
-            size, dec = _ffmpeg_x264(frames, crf, gop, fps)
+            size, dec = _ffmpeg_x264(frames, crf, gop, fps, threads)
             p, m = _quality(frames, dec, idx)
             keys = np.arange(n) % (gop or X264_DEFAULT_GOP) == 0
             row = {"codec": name, "crf": crf, "gop": gop or X264_DEFAULT_GOP, "bpp": 8 * size / (n * pixels), "psnr": p, "ms_ssim": m,
@@ -179,8 +246,8 @@ def run_video_bench(video: Path, out: Path, frames_n: int, scale: float, levels:
         if "P kf=10" in curves and name.startswith("P kf=10 ") and name != "P kf=10":
             b["vs P kf=10 psnr"] = bd_rate(curves["P kf=10"], curves[name], "psnr")
         bd[name] = b
-    result = {"video": str(video), "frames": n, "size": [w, h], "scale": scale, "fps": fps, "levels": levels,
-              "psnr_every": psnr_every, "timing_level": levels[len(levels) // 2], "timing_frames": timing_frames, "rows": rows,
+    result = {"command": command, "video": str(video), "frames": n, "size": [w, h], "scale": scale, "fps": fps, "levels": levels,
+              "psnr_every": psnr_every, "timing_level": levels[len(levels) // 2], "timing_frames": timing_frames, "threads": threads, "rows": rows,
               "bd_rate_percent": bd, "timing_ms": timing, "seconds": round(time.perf_counter() - t_start, 1),
               "load_average": {"start": [round(v, 2) for v in load_start], "end": [round(v, 2) for v in os.getloadavg()]},
               "tables": {cfg["name"]: cfg["tables"].tables_id.hex() for cfg in configs if "tables" in cfg}}
@@ -217,8 +284,12 @@ def _timings(codec: Codec, frames: list[np.ndarray], level: int) -> dict:
 def markdown(r: dict) -> str:
     load = r.get("load_average", {})
     lines = [f"# bench-video: {Path(r['video']).name}, {r['frames']} frames at {r['size'][0]}x{r['size'][1]}",
-             "", f"Quality on every {r['psnr_every']}-th frame; rates over all frames (whole payloads). Run took {r['seconds']} s; "
-             f"load average {load.get('start', ['?'])[0]} at the start, {load.get('end', ['?'])[0]} at the end (2 cores).", "",
+             "", f"Quality on every {r['psnr_every']}-th frame ({len(range(0, r['frames'], r['psnr_every']))} frames: 0, {r['psnr_every']}, ...); "
+             f"rates over all {r['frames']} frames (whole payloads). Run took {r['seconds']} s; "
+             f"load average {load.get('start', ['?'])[0]} at the start, {load.get('end', ['?'])[0]} at the end (2 cores).", ""]
+    if r.get("command"):
+        lines += [f"Command: `{r['command']}`", ""]
+    lines += [
              "| codec | level/crf | bpp | PSNR dB | MS-SSIM | key frames | P bpp | P container B | shown @1% drop |",
              "|---|---|---|---|---|---|---|---|---|"]
     for row in r["rows"]:
@@ -226,6 +297,8 @@ def markdown(r: dict) -> str:
                      f"{row.get('keyframes', '')} | {row.get('p_frame_bpp', float('nan')):.4f} | "
                      f"{row.get('p_container_bytes', float('nan')):.0f} | {row['shown_at_1pct_drop']:.3f} |")
     lines += ["", "## BD-rate (%)", "",
+              "x264: libx264 through Debian's ffmpeg, `-preset veryfast -tune zerolatency -crf N`"
+              + (f" `-threads {r['threads']}`" if r.get("threads") else "") + ", encoded and decoded in this run. "
               "x264 zerolatency: its default GOP (keyint 250); same GOP: x264 with `-g` equal to the row's keyframe interval.", "",
               "| codec | vs intra (PSNR) | vs x264 zerolatency (PSNR) | vs x264 same GOP (PSNR) | vs P kf=10 (PSNR) | vs intra (MS-SSIM) |",
               "|---|---|---|---|---|---|"]
@@ -234,7 +307,7 @@ def markdown(r: dict) -> str:
         same = f"{fmt(b['vs x264 same GOP psnr'])} (-g {b['same GOP']})" if "same GOP" in b else ""
         lines.append(f"| {name} | {fmt(b['vs intra psnr'])} | {fmt(b['vs x264 zerolatency psnr'])} | {same} | "
                      f"{fmt(b['vs P kf=10 psnr']) if 'vs P kf=10 psnr' in b else ''} | {fmt(b['vs intra ms-ssim'])} |")
-    lines += ["", f"## Timings (ms, level {r['timing_level']}, first {r['timing_frames']} frames, intra and P interleaved, 2 threads, CPU)", "",
+    lines += ["", f"## Timings (ms, level {r['timing_level']}, first {r['timing_frames']} frames, intra and P interleaved, {r.get('threads', 2)} torch thread(s), CPU)", "",
               "| mode | kind | encode p50 | encode p95 | decode p50 | decode p95 |", "|---|---|---|---|---|---|"]
     for name, t in r["timing_ms"].items():
         if name == "P / intra (p50)":
@@ -278,6 +351,9 @@ def add_arguments(p) -> None:
     p.add_argument("--crfs", type=int, nargs="+", default=[20, 24, 28, 32, 36, 40])
     p.add_argument("--psnr-every", type=int, default=1)
     p.add_argument("--timing-frames", type=int, default=30)
+    p.add_argument("--x264-gops", type=int, nargs="*", default=None,
+                   help="x264 -g values run besides its default GOP and intra only (default: every keyframe interval > 1)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (timings are measured with them)")
     p.add_argument("--tables", type=Path, nargs="*", default=[],
                    help="other temporal tables files (python -m imgcomp.training.temporal --out) to compare at keyframe interval 10")
     p.add_argument("--rd-multipliers", type=float, nargs="*", default=[],
@@ -285,8 +361,11 @@ def add_arguments(p) -> None:
 
 
 def run_from_args(a) -> int:
+    import sys
+
+    command = "python -m imgcomp " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("__main__.py") else None
     r = run_video_bench(a.video, a.out, a.frames, a.scale, a.levels, a.intervals, a.crfs, a.psnr_every, a.timing_frames,
-                        tables=a.tables, multipliers=a.rd_multipliers)
+                        tables=a.tables, multipliers=a.rd_multipliers, threads=a.threads, x264_gops=a.x264_gops, command=command)
     print(markdown(r))
     return 0
 
