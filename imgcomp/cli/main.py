@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 from imgcomp.cli.support import Parser, device_arg, effort_arg, keyframe_interval_arg, run_command
-from imgcomp.defaults import BACKENDS, DEFAULT_MODEL, MAX_EFFORT
+from imgcomp.defaults import BACKENDS, DEFAULT_KEYFRAME_INTERVAL, DEFAULT_MODEL, MAX_EFFORT
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -64,10 +64,16 @@ DEMO_FRAMES = 60  # a newcomer sees the product in minutes; --full plays the who
 def _cmd_demo(args: argparse.Namespace) -> int:
     from imgcomp.eval.demo import run_demo
 
-    report = run_demo(args.video, args.out, model=args.model, quality=args.quality, max_frames=None if args.full else args.frames)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    report = run_demo(args.video, args.out, model=args.model, quality=args.quality,
+                      max_frames=None if args.full else args.frames, keyframe_interval=args.keyframe_interval)
     print()
     print(report.markdown())
-    print(f"\nwrote {args.out}/report.md, report.json, side_by_side.png and the bag {args.out}/features_bag")
+    print(f"\nwrote {args.out}/report.md, report.json, side_by_side.png, the temporal stream's bag {args.out}/features_bag "
+          f"and the intra mode's {args.out}/intra_bag")
     return 0
 
 
@@ -331,8 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--quality", type=int, help="quality level (default: the model's middle level)")
     p.add_argument("--frames", type=int, default=DEMO_FRAMES,
-                   help=f"the first N frames (default {DEMO_FRAMES}: the first {DEMO_FRAMES // 10} s, about 2 minutes on 2 cores)")
-    p.add_argument("--full", action="store_true", help="all 795 frames of vtest.avi (about 25 minutes on 2 cores)")
+                   help=f"the first N frames (default {DEMO_FRAMES}: the first {DEMO_FRAMES // 10} s, about 2.5 minutes on 2 cores)")
+    p.add_argument("--full", action="store_true", help="all 795 frames of vtest.avi (about 13 times the default clip: half an hour on 2 cores)")
+    p.add_argument("--keyframe-interval", type=keyframe_interval_arg, default=DEFAULT_KEYFRAME_INTERVAL,
+                   help=f"a key frame every N frames of the temporal stream (default {DEFAULT_KEYFRAME_INTERVAL}, the nodes' "
+                        "default; the intra mode beside it is always every frame a key frame)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's own, the cores)")
     p.set_defaults(func=_cmd_demo)
     return parser
 
