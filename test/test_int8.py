@@ -22,9 +22,12 @@ from imgcomp import Codec
 from imgcomp.data.sources import VALIDATION_STEMS
 from imgcomp.inference.graphs import META_HASH, read_graph_identity, subpixel_convolution
 from imgcomp.inference.quantize import CALIBRATION_FILE, META_QUANT, QUANT_FORMAT, calibration_frames
+from imgcomp.inference.openvino_backend import openvino_unavailable_reason
+from imgcomp.inference.transforms import BackendUnavailable
 from imgcomp.stream.backend import resolve_backend
 
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
+HAS_OPENVINO_BF16 = HAS_OPENVINO and openvino_unavailable_reason("bf16") is None
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -42,7 +45,8 @@ def _private_cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def codecs(one_torch_thread) -> dict[str, Codec]:
-    names = ["torch", "onnxruntime", "onnxruntime-int8"] + (["openvino-int8", "openvino-bf16"] if HAS_OPENVINO else [])
+    names = ["torch", "onnxruntime", "onnxruntime-int8"] + (["openvino-int8"] if HAS_OPENVINO else []) + (
+        ["openvino-bf16"] if HAS_OPENVINO_BF16 else [])
     return {b: Codec("hyperprior-mse", backend=b, threads=1) for b in names}
 
 
@@ -115,8 +119,22 @@ def test_int8_and_openvino_backends_resolve() -> None:
     assert resolve_backend("onnxruntime-int8").used == "onnxruntime-int8"
     choice = resolve_backend("openvino-int8")
     assert choice.used == ("openvino-int8" if HAS_OPENVINO else "onnxruntime-int8")
+    # bfloat16 where the CPU has it (AVX-512 BF16, AMX), else OpenVINO's float32 kernels, with the reason
+    bf16 = resolve_backend("openvino-bf16")
+    if HAS_OPENVINO_BF16:
+        assert bf16.used == "openvino-bf16" and not bf16.fell_back
+    elif HAS_OPENVINO:
+        assert bf16.used == "openvino" and "no bf16 on this CPU" in bf16.reason
+    else:
+        assert bf16.used == "onnxruntime"
     trt = resolve_backend("tensorrt-int8")
     if trt.fell_back:
         assert trt.used == "onnxruntime-int8"
     with pytest.raises(ValueError, match="threads"):
         Codec("factorized-mse", threads=-1)
+
+
+@pytest.mark.skipif(HAS_OPENVINO_BF16 or not HAS_OPENVINO, reason="needs OpenVINO on a CPU without bfloat16")
+def test_openvino_bf16_without_bf16_units_says_so_instead_of_running() -> None:
+    with pytest.raises(BackendUnavailable, match="no bf16 on this CPU"):
+        Codec("hyperprior-mse", backend="openvino-bf16", threads=1)

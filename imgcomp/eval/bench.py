@@ -25,6 +25,7 @@ from imgcomp.classical import set_threads as set_classical_threads
 from imgcomp.classical import threads as classical_threads
 from imgcomp.eval.baselines import JPEG
 from imgcomp.codec import Codec
+from imgcomp.inference.transforms import BackendUnavailable
 from imgcomp.padding import pad_to_multiple
 
 RESOLUTIONS = {"640x480": (640, 480), "1280x720": (1280, 720), "1920x1080": (1920, 1080)}
@@ -130,6 +131,32 @@ def _analysis_ms(g_a: torch.nn.Module, frames: list[np.ndarray], multiple: int, 
     return _summary(samples)
 
 
+_FEATURES_OF_NOTE = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "asimddp", "bf16")
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (else what `platform` knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_features() -> list[str]:
+    """The SIMD features that decide which kernels the backends can use (x86 `flags`, Arm `Features`)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                present = set(line.split(":", 1)[1].split())
+                return [f for f in _FEATURES_OF_NOTE if f in present]
+    except OSError:
+        pass
+    return []
+
+
 def _reference_codec(device: str = "cpu") -> tuple[Callable[[np.ndarray], bytes], Callable[[bytes], object], torch.nn.Module]:
     net = bmshj2018_factorized(quality=4, pretrained=False).eval().to(device)  # qualities 1-5: N=128, M=192
     net.update(force=True)
@@ -193,7 +220,8 @@ def run_bench(
     out_dir.mkdir(parents=True, exist_ok=True)
     results: dict = {
         "machine": {
-            "cpu": platform.processor() or platform.machine(),
+            "cpu": cpu_model(),
+            "cpu_features": cpu_features(),
             "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "classical_threads": classical_threads(),
@@ -216,7 +244,11 @@ def run_bench(
             rows[REFERENCE] = _bench_pair(ref_encode, ref_decode, clip, warmup, cuda)
             rows[REFERENCE]["analysis_ms"] = _analysis_ms(ref_g_a, clip[warmup:], 16, device)
             for model, backend in tqdm([(m, b) for m in models for b in backends], desc=label, leave=False):
-                codec = Codec(model, device=device, backend=backend, threads=count)
+                try:
+                    codec = Codec(model, device=device, backend=backend, threads=count)
+                except BackendUnavailable as exc:
+                    results.setdefault("skipped", {})[f"{model} [{backend}]"] = str(exc)
+                    continue
                 q = quality or codec.quality
                 name = f"{model} q{q}" + ("" if backend == "torch" else f" [{backend}]")
                 rows[name] = _bench_pair(lambda f: codec.encode(f, quality=q), codec.decode, clip, warmup, cuda)
@@ -270,7 +302,8 @@ def bench_markdown(results: dict) -> str:
     load = m.get("load_average_before"), m.get("load_average_after")
     load_text = f"; load average {load[0][0]:.2f} before, {load[1][0]:.2f} after" if all(load) else ""
     lines = [
-        f"### Latency per frame ({m['device']}, {m.get('timing', 'perf_counter')}, {results['frames']} frames, "
+        f"### Latency per frame ({m['device']}: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, "
+        f"{' '.join(m.get('cpu_features', [])) or 'no listed SIMD features'}; {m.get('timing', 'perf_counter')}, {results['frames']} frames, "
         f"{m.get('classical_threads', 1)} libavif/libjxl threads; "
         f"peak RSS {results['peak_rss_mb']:.0f} MB{load_text})",
         "",
@@ -300,5 +333,9 @@ def bench_markdown(results: dict) -> str:
                 f"| {r['encode_speedup_vs_reference']:.2f}x / {r['decode_speedup_vs_reference']:.2f}x "
                 f"| {r['encode_time_vs_jpeg']:.1f}x / {r['decode_time_vs_jpeg']:.1f}x | {ent} | {ana} | {e2e} |"
             )
+        lines.append("")
+    for name, reason in results.get("skipped", {}).items():
+        lines.append(f"- not run here: {name}: {reason}")
+    if results.get("skipped"):
         lines.append("")
     return "\n".join(lines)

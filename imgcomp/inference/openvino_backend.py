@@ -21,13 +21,22 @@ import torch
 from torch import Tensor
 
 from imgcomp.inference.graphs import read_graph_identity
+from imgcomp.inference.transforms import BackendUnavailable
 from imgcomp.inference.onnx_backend import as_numpy, check_identity, float_graphs, int8_graphs, level_gains
 from imgcomp.models.gained import GainedCodec
 
 
-def openvino_unavailable_reason() -> str | None:
+def openvino_unavailable_reason(precision: str = "f32") -> str | None:
+    """Why OpenVINO's CPU plugin cannot run at `precision` here (None: it can)."""
     if importlib.util.find_spec("openvino") is None:
         return "the openvino Python package is not installed (`pip install -r requirements-robot.txt`)"
+    if precision == "f32":
+        return None
+    import openvino as ov
+
+    capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    if precision.upper() not in capabilities:
+        return f"OpenVINO has no {precision} on this CPU (it has {', '.join(capabilities)})"
     return None
 
 
@@ -41,10 +50,9 @@ class OpenVinoTransforms:
         self.net = net
         self.name = name
         core = ov.Core()
-        capabilities = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-        if precision != "f32" and precision.upper() not in capabilities:
-            raise RuntimeError(f"OpenVINO has no {precision} on this CPU (it has {', '.join(capabilities)}): "
-                               "use backend openvino")
+        reason = openvino_unavailable_reason(precision)
+        if reason is not None:
+            raise BackendUnavailable(f"{reason}: use backend openvino")
         config = {
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_PRECISION_HINT": precision,

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from imgcomp.inference.cache import build_once, model_cache_dir
 from imgcomp.inference.graphs import export_onnx, graph_paths
+from imgcomp.inference.transforms import BackendUnavailable
 from imgcomp.models.gained import GainedCodec
 
 MIN_SIZE = (64, 64)
@@ -28,7 +29,7 @@ MAX_SIZE = (1088, 1920)  # 1080p padded to a multiple of 64
 WORKSPACE_BYTES = 1 << 30
 
 
-class TensorRTUnavailable(RuntimeError):
+class TensorRTUnavailable(BackendUnavailable):
     """TensorRT cannot run here; the message says why."""
 
 

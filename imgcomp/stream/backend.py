@@ -58,6 +58,11 @@ def resolve_backend(requested: str) -> Choice:
         reason = openvino_unavailable_reason()
         if reason is None and importlib.util.find_spec("onnxruntime") is None and suffix:
             reason = "the INT8 graphs are made with onnxruntime's quantization tools, and onnxruntime is not installed"
+        if reason is None and requested.endswith("-bf16"):
+            # a CPU without AVX-512 BF16 or AMX (e.g. an AVX2-only x86 or most Arm cores) runs the float graphs
+            precision_reason = openvino_unavailable_reason("bf16")
+            if precision_reason is not None:
+                return Choice(requested, "openvino", precision_reason)
         if reason is None:
             return Choice(requested, requested, "as requested")
     elif importlib.util.find_spec("onnxruntime") is not None:
