@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from compressai.entropy_models import EntropyBottleneck
 
 from imgcomp.defaults import CLASSICAL_LEVELS, CLASSICAL_MODELS
 from imgcomp.models.gained import ArchConfig, GainedCodec, build_model
@@ -119,6 +120,24 @@ def load_model(name: str) -> tuple[GainedCodec, str]:
     return copy.deepcopy(model), model_hash
 
 
+def fit_bottleneck_ranges(model: GainedCodec) -> None:
+    """Rebuild the coder's tables from quantiles found on the density being shipped.
+
+    Training fits an entropy bottleneck's quantiles (the range its table covers) by a slow
+    auxiliary loss; where that has not converged the table is narrower than the density, and the
+    encoder clamps what lies outside (see `entropy_coding`): `factorized-mse` clamped 0.6 % of its
+    top level's values (aux loss 3176). CompressAI's bisection search finds the quantiles of the
+    fp16 density exactly; they are stored in fp16 like every parameter, and the tables are built
+    from those stored values, so a loaded model rebuilds the same integers.
+    """
+    for module in model.modules():
+        if isinstance(module, EntropyBottleneck):
+            module.update(force=True, update_quantiles=True)
+            with torch.no_grad():
+                module.quantiles.copy_(module.quantiles.half().float())
+    model.update(force=True)
+
+
 def export_weights(checkpoint: Path, name: str | None = None, out_dir: Path = WEIGHTS_DIR) -> Path:
     """Turn a training checkpoint into shipped weights (fp16, CDF tables built from the fp16
     values so encoder and decoder share exact integers), a model card and a manifest entry."""
@@ -131,7 +150,7 @@ def export_weights(checkpoint: Path, name: str | None = None, out_dir: Path = WE
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(p.half().float())
-    model.update(force=True)
+    fit_bottleneck_ranges(model)
     # Parameters in fp16 (half the size); buffers stay fp32: they hold tiny constants (the
     # likelihood bound 1e-9, GDN's pedestal 2^-36) that fp16 would flush to zero.
     parameter_names = {n for n, _ in model.named_parameters()}
@@ -163,6 +182,29 @@ def export_weights(checkpoint: Path, name: str | None = None, out_dir: Path = WE
     write_model_card(out_dir, name, manifest[name], arch)
     _load_verified.cache_clear()
     return path
+
+
+def refit_shipped_tables(name: str, weights_dir: Path = WEIGHTS_DIR) -> tuple[str, str]:
+    """`fit_bottleneck_ranges` on weights already shipped (no training checkpoint needed): the
+    transforms and densities stay as they are, the quantiles and tables change, so payloads of the
+    old weights are refused as a model mismatch. Returns the old and new sha256."""
+    manifest_path = weights_dir / "manifest.json"
+    manifest = load_manifest(manifest_path)
+    entry = manifest[name]
+    payload, old_digest = load_verified_file(weights_dir / entry["file"], entry["sha256"], f"model {name!r}")
+    model = build_model(arch_from(payload["arch"]))
+    model.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in payload["state_dict"].items()})
+    fit_bottleneck_ranges(model)
+    parameter_names = {n for n, _ in model.named_parameters()}
+    state_dict = {k: (v.half() if k in parameter_names else v) for k, v in model.state_dict().items()}
+    path = weights_dir / entry["file"]
+    torch.save({"arch": payload["arch"], "state_dict": state_dict}, path)
+    entry["sha256"] = sha256_of(path)
+    entry["tables_refit"] = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    write_manifest(manifest_path, manifest)
+    write_model_card(weights_dir, name, entry, model.arch)
+    _load_verified.cache_clear()
+    return old_digest, entry["sha256"]
 
 
 def earlier_training(init_from: str | None) -> list[dict[str, int]]:
