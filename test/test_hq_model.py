@@ -32,7 +32,20 @@ def test_refinement_at_init_reproduces_the_base_model() -> None:
 
 
 def test_extra_levels_continue_the_gain_ratio() -> None:
-    gains = torch.tensor([[1.0, 2.0], [2.0, 3.0]])
+    gains = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 500.0]])
     out = extrapolate_levels(gains, 4)
-    assert out.shape == (4, 2)
-    assert torch.allclose(out[2:], torch.tensor([[4.0, 4.5], [8.0, 6.75]]))
+    assert out.shape == (4, 3)
+    # median ratio 2, applied to every channel (the x500 outlier does not run away)
+    assert torch.allclose(out[2:], torch.tensor([[4.0, 8.0, 1000.0], [8.0, 16.0, 2000.0]]))
+
+
+def test_extrapolated_levels_give_a_finite_loss_and_more_bits() -> None:
+    hq = _initialised()
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        bpp = []
+        for level in (5, 6, 7):
+            out = hq(x, level)
+            assert torch.isfinite(out["x_hat"]).all()
+            bpp.append(sum(-torch.log2(p).sum() for p in out["likelihoods"].values()).item())
+    assert bpp[0] < bpp[1] < bpp[2]
