@@ -13,6 +13,7 @@ Interfaces follow CompressAI: ``forward(x, level_index) -> {"x_hat", "likelihood
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import warnings
@@ -45,17 +46,53 @@ class ArchConfig:
     hyper_channels: int = 48  # width of the hyper transforms (hyperprior only)
     levels: int = 6  # number of quality levels (gain vectors)
     lambdas: tuple[float, ...] = field(default=())  # training lambda per level, for the record
+    # Width of a residual block in g_s at 1/2 resolution (0: none). It starts as the identity, so
+    # a model with it starts exactly where the same model without it is (`init_from`).
+    refine_channels: int = 0
 
 
 def analysis_transform(n: int, m: int) -> nn.Sequential:
     return nn.Sequential(conv(3, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, m))
 
 
-def synthesis_transform(n: int, m: int) -> nn.Sequential:
-    return nn.Sequential(
+class ResidualRefinement(nn.Module):
+    """x + conv3x3(relu(conv3x3(x))), the last conv zero-initialised: the identity at init."""
+
+    def __init__(self, channels: int, width: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, width, 3, padding=1)
+        self.conv2 = nn.Conv2d(width, channels, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.conv2(torch.relu(self.conv1(x)))
+
+
+def synthesis_transform(n: int, m: int, refine_channels: int = 0) -> nn.Sequential:
+    layers = [
         deconv(m, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True),
         deconv(n, n), GDN(n, inverse=True), deconv(n, 3),
-    )
+    ]
+    named = [(str(i), layer) for i, layer in enumerate(layers)]
+    if refine_channels:
+        # Named "refine" (not "6") so that layers 0-6 keep the state-dict keys of the model
+        # without it: `init_from` loads them unchanged.
+        named.insert(6, ("refine", ResidualRefinement(n, refine_channels)))
+    return nn.Sequential(OrderedDict(named))
+
+
+def extrapolate_levels(vectors: Tensor, levels: int) -> Tensor:
+    """(L, C) per-level gain vectors -> (levels, C): each extra row is the last row times the
+    median over channels of the last two rows' ratio (geometric extrapolation, as the lambdas of
+    the new levels continue). One ratio for all channels: per-channel ratios of hyperprior-mse's
+    gains reach x700 in a few channels and made the extrapolated levels' loss overflow."""
+    if levels <= vectors.shape[0]:
+        return vectors[:levels].clone()
+    last = vectors[-1].abs()
+    ratio = (last / vectors[-2].abs()).median()
+    extra = [last * ratio ** (k + 1) for k in range(levels - vectors.shape[0])]
+    return torch.cat([vectors, torch.stack(extra)])
 
 
 def _bottleneck_indexes(bottleneck: EntropyBottleneck, shape: tuple[int, int]) -> np.ndarray:
@@ -100,7 +137,7 @@ class GainedCodec(CompressionModel):
         super().__init__()
         self.arch = arch
         self.g_a = analysis_transform(arch.channels, arch.latent_channels)
-        self.g_s = synthesis_transform(arch.channels, arch.latent_channels)
+        self.g_s = synthesis_transform(arch.channels, arch.latent_channels, arch.refine_channels)
         # Spread initial gains so the levels start at different rates (log-spaced, x16 overall).
         init = torch.logspace(-1.0, 0.2, arch.levels, base=10.0)[:, None].repeat(1, arch.latent_channels)
         self.gain = nn.Parameter(init.clone())

@@ -40,11 +40,17 @@ def load_initial_weights(model: nn.Module, path: Path) -> object:
     """Start from a shipped weights file (fine-tuning): learned parameters only.
 
     nn.Module's loader, not CompressAI's: that one insists on the CDF buffers, which a shipped
-    file has but a fresh model rebuilds with update(). Returns the missing/unexpected keys."""
+    file has but a fresh model rebuilds with update(). A model with more quality levels than the
+    file gets the extra gain vectors by extrapolation (`extrapolate_levels`). Returns the
+    missing/unexpected keys."""
+    from imgcomp.models.gained import extrapolate_levels
     from imgcomp.models.registry import load_state_dict_file
 
-    learned = {n for n, _ in model.named_parameters()}
+    learned = dict(model.named_parameters())
     initial = {k: v for k, v in load_state_dict_file(path).items() if k in learned}
+    for name in ("gain", "inverse_gain"):
+        if name in initial and initial[name].shape != learned[name].shape:
+            initial[name] = extrapolate_levels(initial[name].float(), learned[name].shape[0])
     return torch.nn.Module.load_state_dict(model, initial, strict=False)
 
 
