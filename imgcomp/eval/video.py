@@ -35,6 +35,7 @@ from imgcomp.codec import Codec
 from imgcomp.eval.rd import RDPoint, bd_rate
 from imgcomp.metrics import ms_ssim_index, psnr
 from imgcomp.temporal.stream import StreamDecoder, StreamEncoder, synthesise
+from imgcomp.temporal.rendered import RENDERED_FPS, parse_source, validation_clip
 from imgcomp.temporal.tables import TemporalTables
 from imgcomp.video import read_video
 
@@ -58,6 +59,15 @@ def _ffmpeg_x264(frames: list[np.ndarray], crf: int, gop: int | None, fps: float
                              capture_output=True, check=True).stdout
     decoded = np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3)
     return size, list(decoded)
+
+
+def read_source(source: str, frames_n: int) -> tuple[list[np.ndarray], float]:
+    """RGB frames and frame rate of a video file, or of `rendered:SEED` (a rendered moving-camera
+    clip of a validation scene, imgcomp.temporal.rendered, 640x480 at 10 fps)."""
+    seed = parse_source(source)
+    if seed is None:
+        return read_video(Path(source), frames_n)
+    return validation_clip(seed, frames_n), RENDERED_FPS
 
 
 def _quality(frames, decoded, idx) -> tuple[float, float]:
@@ -209,7 +219,7 @@ def run_video_bench(video: Path, out: Path, frames_n: int, scale: float, levels:
     torch.set_num_threads(threads)
     t_start = time.perf_counter()
     load_start = os.getloadavg()
-    frames, fps = read_video(video, frames_n)
+    frames, fps = read_source(str(video), frames_n)
     if scale != 1.0:
         frames = [cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) for f in frames]
     n = len(frames)
@@ -342,7 +352,9 @@ def _plot(curves: dict[str, list[RDPoint]], path: Path) -> None:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--video", type=Path, default=Path("data/video/vtest.avi"))
+    p.add_argument("--video", type=Path, default=Path("data/video/vtest.avi"),
+                   help="a video file, or rendered:SEED for a rendered moving-camera clip (640x480, 10 fps) of "
+                        "validation scene SEED (>= 2000; lower seeds are the temporal trainer's)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/video"))
     p.add_argument("--frames", type=int, default=795)
     p.add_argument("--scale", type=float, default=1.0)
