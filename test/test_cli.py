@@ -49,8 +49,15 @@ def test_eval_command_writes_table_json_and_plot(tmp_path, capsys):
 @pytest.mark.slow
 def test_bench_command_measures_against_the_reference(tmp_path):
     out = tmp_path / "bench"
-    assert main(["bench", "--models", "factorized-mse", "--frames", "2", "--threads", "1", "2", "--out", str(out)]) == 0
-    runs = json.loads((out / "bench.json").read_text())["resolutions"]["640x480"]
+    assert main(["bench", "--models", "factorized-mse", "--backends", "torch", "tensorrt", "--frames", "2",
+                 "--threads", "1", "2", "--out", str(out)]) == 0
+    results = json.loads((out / "bench.json").read_text())
+    runs = results["resolutions"]["640x480"]
+    from imgcomp.inference.tensorrt_backend import tensorrt_unavailable_reason
+
+    if tensorrt_unavailable_reason() is not None:  # a backend this machine cannot run is a line, not an abort
+        assert results["skipped"] == {"factorized-mse [tensorrt]": tensorrt_unavailable_reason()}
+        assert "not run here: factorized-mse [tensorrt]" in (out / "bench.md").read_text()
     assert sorted(runs) == ["1", "2"]  # every row at each thread count
     for rows in runs.values():
         ours = rows["factorized-mse q3"]

@@ -23,7 +23,7 @@ from imgcomp.data.sources import VALIDATION_STEMS
 from imgcomp.inference.graphs import META_HASH, read_graph_identity, subpixel_convolution
 from imgcomp.inference.quantize import CALIBRATION_FILE, META_QUANT, QUANT_FORMAT, calibration_frames
 from imgcomp.inference.openvino_backend import openvino_unavailable_reason
-from imgcomp.inference.transforms import BackendUnavailable
+from imgcomp.inference.errors import BackendUnavailable
 from imgcomp.stream.backend import resolve_backend
 
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None

@@ -136,3 +136,20 @@ def test_bag_compress_and_decompress_with_a_classical_codec(tmp_path, real_image
         got = image_from_msg_fields(msg.data, msg.height, msg.width, msg.encoding, msg.step, 0)
         ref = rgb if msg.encoding == "rgb8" else cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         assert psnr(ref, got) > 24
+
+
+def test_a_node_backend_and_threads_apply_to_a_classical_codec_without_a_fallback() -> None:
+    """A node on `backend: openvino, threads: 1` serving `model: avif`: the codec loads as asked
+    (its libraries take the thread count), no 'could not load' fallback is logged."""
+    from imgcomp.classical import set_threads, threads
+    from imgcomp.stream.backend import codec_factory
+
+    fallbacks: list[str] = []
+    before = threads()
+    try:
+        codec = codec_factory("onnxruntime", "cpu", fallbacks.append, threads=2)("avif")
+        assert fallbacks == [] and codec.model_name == "avif" and threads() == 2
+    finally:
+        set_threads(before)
+    with pytest.raises(ValueError, match="threads"):
+        Codec("webp", threads=-1)

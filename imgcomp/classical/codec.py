@@ -32,7 +32,7 @@ from imgcomp.bitstream import (
     unpack,
     validate_image_size,
 )
-from imgcomp.classical.formats import FORMATS, LEVELS
+from imgcomp.classical.formats import FORMATS, LEVELS, set_threads
 from imgcomp.defaults import CLASSICAL_LEVELS, CLASSICAL_MODELS, DEFAULT_MAX_OUTPUT_PIXELS, check_effort
 
 __all__ = ["ClassicalCodec", "classical_hash"]
@@ -47,7 +47,8 @@ class ClassicalCodec:
     """One classical format with quality levels 1..6; see the module docstring.
 
     The constructor takes `Codec`'s arguments; `device`, `backend` and `graphs_dir` name where
-    neural transforms run and are ignored here (a classical codec has none: it runs on the CPU).
+    neural transforms run and are ignored here (a classical codec has none: it runs on the CPU);
+    `threads` (0: unchanged) sets the libavif/libjxl threads, process-wide.
     """
 
     def __init__(
@@ -58,7 +59,10 @@ class ClassicalCodec:
         backend: str = "torch",
         graphs_dir: Any = None,
         max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS,
+        threads: int = 0,
     ) -> None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+            raise ValueError(f"threads must be a non-negative integer, got {threads!r}")
         if model not in CLASSICAL_MODELS:
             raise ValueError(f"unknown classical codec {model!r}; known: {', '.join(CLASSICAL_MODELS)}")
         if isinstance(max_output_pixels, bool) or not isinstance(max_output_pixels, int) or max_output_pixels < 1:
@@ -73,6 +77,8 @@ class ClassicalCodec:
         self.backend = "none"
         self.entry = {"family": "classical", "levels": self.levels, "library": self.format.library()}
         self.quality = self._check_quality(quality if quality is not None else (self.levels + 1) // 2)
+        if threads:
+            set_threads(threads)  # libavif/libjxl threads are process-wide, like torch's
 
     # ----------------------------------------------------------------------------------- helpers
     def _check_quality(self, quality: int) -> int:

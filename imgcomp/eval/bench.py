@@ -25,7 +25,7 @@ from imgcomp.classical import set_threads as set_classical_threads
 from imgcomp.classical import threads as classical_threads
 from imgcomp.eval.baselines import JPEG
 from imgcomp.codec import Codec
-from imgcomp.inference.transforms import BackendUnavailable
+from imgcomp.inference.errors import BackendUnavailable
 from imgcomp.padding import pad_to_multiple
 
 RESOLUTIONS = {"640x480": (640, 480), "1280x720": (1280, 720), "1920x1080": (1920, 1080)}

@@ -6,6 +6,7 @@ tables, always run in the same torch/CompressAI code, so a payload decodes the s
 backend (see `imgcomp.models.integer_prior`).
 """
 
-from imgcomp.inference.transforms import BACKENDS, BackendUnavailable, Transforms, TorchTransforms, make_transforms
+from imgcomp.inference.errors import BackendUnavailable
+from imgcomp.inference.transforms import BACKENDS, Transforms, TorchTransforms, make_transforms
 
 __all__ = ["BACKENDS", "BackendUnavailable", "Transforms", "TorchTransforms", "make_transforms"]

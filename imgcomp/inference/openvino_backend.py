@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from imgcomp.inference.graphs import read_graph_identity
-from imgcomp.inference.transforms import BackendUnavailable
+from imgcomp.inference.errors import BackendUnavailable
 from imgcomp.inference.onnx_backend import as_numpy, check_identity, float_graphs, int8_graphs, level_gains
 from imgcomp.models.gained import GainedCodec
 

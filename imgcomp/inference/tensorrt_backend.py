@@ -20,7 +20,7 @@ from torch import Tensor
 
 from imgcomp.inference.cache import build_once, model_cache_dir
 from imgcomp.inference.graphs import export_onnx, graph_paths
-from imgcomp.inference.transforms import BackendUnavailable
+from imgcomp.inference.errors import BackendUnavailable
 from imgcomp.models.gained import GainedCodec
 
 MIN_SIZE = (64, 64)

@@ -12,10 +12,6 @@ from imgcomp.defaults import BACKENDS
 from imgcomp.models.gained import GainedCodec
 
 
-class BackendUnavailable(RuntimeError):
-    """The backend cannot run on this machine (a missing package, GPU or CPU feature); the message says why."""
-
-
 class Transforms(Protocol):
     name: str
 
