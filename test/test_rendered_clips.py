@@ -7,7 +7,7 @@ import pytest
 
 import imgcomp.multitask.scenes.scene as scene_module
 from imgcomp.eval.video import read_source
-from imgcomp.temporal.rendered import (
+from imgcomp.multitask.scenes.moving_camera import (
     RENDERED_FPS,
     TRAIN_SEEDS,
     VALIDATION_FIRST_SEED,

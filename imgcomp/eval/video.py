@@ -36,7 +36,7 @@ from imgcomp.codec import Codec
 from imgcomp.eval.rd import RDPoint, bd_rate
 from imgcomp.metrics import ms_ssim_index, psnr
 from imgcomp.temporal.stream import StreamDecoder, StreamEncoder, synthesise
-from imgcomp.temporal.rendered import RENDERED_FPS, parse_source, validation_clip
+from imgcomp.multitask.scenes.moving_camera import RENDERED_FPS, parse_source, validation_clip
 from imgcomp.temporal.tables import TemporalTables
 from imgcomp.video import read_video
 
@@ -64,7 +64,7 @@ def _ffmpeg_x264(frames: list[np.ndarray], crf: int, gop: int | None, fps: float
 
 def read_source(source: str, frames_n: int) -> tuple[list[np.ndarray], float]:
     """RGB frames and frame rate of a video file, or of `rendered:SEED` (a rendered moving-camera
-    clip of a validation scene, imgcomp.temporal.rendered, 640x480 at 10 fps)."""
+    clip of a validation scene, imgcomp.multitask.scenes.moving_camera, 640x480 at 10 fps)."""
     seed = parse_source(source)
     if seed is None:
         return read_video(Path(source), frames_n)

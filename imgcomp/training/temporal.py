@@ -39,7 +39,7 @@ from imgcomp.data.sources import check_training_video
 from imgcomp.inference.cache import model_cache_dir
 from imgcomp.models.registry import MANIFEST, WEIGHTS_DIR, load_manifest, write_manifest
 from imgcomp.temporal.pcoding import encode_pframe
-from imgcomp.temporal.rendered import training_seeds
+from imgcomp.multitask.scenes.moving_camera import training_seeds
 from imgcomp.temporal.stream import rd_lambda
 from imgcomp.temporal.tables import BUCKETS, FLAG_CONTEXTS, TOTAL, Layout, LevelTables, TemporalTables, quantize_pmf
 from imgcomp.video import read_video

@@ -1,4 +1,4 @@
-"""Rendered moving-camera clips (imgcomp.multitask.scenes) for the temporal trainer and bench-video.
+"""Rendered moving-camera clips of the scenes for the temporal trainer and bench-video.
 
 The scene seeds are split so that no benchmark clip is a training clip: the trainer
 (imgcomp.training.temporal) renders the scenes `training_seeds(n)`, all in TRAIN_SEEDS, and
