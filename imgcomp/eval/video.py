@@ -24,6 +24,7 @@ import os
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -35,6 +36,7 @@ from imgcomp.codec import Codec
 from imgcomp.eval.rd import RDPoint, bd_rate
 from imgcomp.metrics import ms_ssim_index, psnr
 from imgcomp.temporal.stream import StreamDecoder, StreamEncoder, synthesise
+from imgcomp.multitask.scenes.moving_camera import RENDERED_FPS, parse_source, validation_clip
 from imgcomp.temporal.tables import TemporalTables
 from imgcomp.video import read_video
 
@@ -58,6 +60,15 @@ def _ffmpeg_x264(frames: list[np.ndarray], crf: int, gop: int | None, fps: float
                              capture_output=True, check=True).stdout
     decoded = np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3)
     return size, list(decoded)
+
+
+def read_source(source: str, frames_n: int) -> tuple[list[np.ndarray], float]:
+    """RGB frames and frame rate of a video file, or of `rendered:SEED` (a rendered moving-camera
+    clip of a validation scene, imgcomp.multitask.scenes.moving_camera, 640x480 at 10 fps)."""
+    seed = parse_source(source)
+    if seed is None:
+        return read_video(Path(source), frames_n)
+    return validation_clip(seed, frames_n), RENDERED_FPS
 
 
 def _quality(frames, decoded, idx) -> tuple[float, float]:
@@ -102,29 +113,60 @@ def _container_bytes(payload: bytes) -> int:
 
 
 class _SharedKeyFrames:
-    """The codec as a StreamEncoder sees it, except that `compress_analysed` of the analysed frame
-    `y` at `key` (frame, level) is computed once and shared by every configuration: a key frame's
-    entropy coding depends on (y, z) only, so an intra frame and a key frame of any group get the
-    same strings. The cached entry remembers its `y`, and is used only for that very tensor."""
+    """The codec as a StreamEncoder sees it, except that `compress_analysed` returns its last
+    result again when called with that very (y, z): a key frame's entropy coding depends on (y, z)
+    only, so an intra frame and a key frame of any group get the same strings. The cache is keyed
+    by the arguments themselves (identity: it holds them, so they cannot be replaced by another
+    tensor at the same address), not by state the caller must keep in step."""
 
     def __init__(self, codec: Codec) -> None:
         self._codec = codec
-        self._cache: dict[tuple[int, int], tuple[object, dict]] = {}
-        self.key: tuple[int, int] | None = None
+        self._last: tuple[torch.Tensor, torch.Tensor, dict] | None = None
 
     def __getattr__(self, name: str):
         return getattr(self._codec, name)
 
-    def compress_analysed(self, y, z) -> dict:
-        hit = self._cache.get(self.key)
-        if hit is not None and hit[0] is y:
-            return hit[1]
+    def compress_analysed(self, y: torch.Tensor, z: torch.Tensor) -> dict:
+        last = self._last
+        if last is not None and last[0] is y and last[1] is z:
+            return last[2]
         out = self._codec.compress_analysed(y, z)
-        self._cache[self.key] = (y, out)
+        self._last = (y, z, out)
         return out
 
-    def forget(self) -> None:
-        self._cache.clear()
+
+class _Tally:
+    """What one configuration at one level produced, frame by frame."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+        self.keys: list[bool] = []
+        self.container: list[int] = []
+        self.psnrs: list[float] = []
+        self.ssims: list[float] = []
+
+    def add(self, payload: bytes, keyframe: bool, quality: tuple[float, float] | None) -> None:
+        self.sizes.append(len(payload))
+        self.keys.append(keyframe)
+        if not keyframe:
+            self.container.append(_container_bytes(payload))
+        if quality is not None:
+            self.psnrs.append(quality[0])
+            self.ssims.append(quality[1])
+
+    def row(self, name: str, level: int, pixels: int) -> dict:
+        sizes, keys = self.sizes, self.keys
+        return {"codec": name, "level": level, "bpp": 8 * float(np.sum(sizes)) / (len(sizes) * pixels),
+                "psnr": float(np.mean(self.psnrs)), "ms_ssim": float(np.mean(self.ssims)), "keyframes": int(np.sum(keys)),
+                "p_frame_bpp": 8 * float(np.mean([s for s, kf in zip(sizes, keys) if not kf] or [0])) / pixels,
+                "key_bpp": 8 * float(np.mean([s for s, kf in zip(sizes, keys) if kf])) / pixels,
+                "p_container_bytes": float(np.mean(self.container)) if self.container else 0.0,
+                "shown_at_1pct_drop": _shown_fraction(np.array(keys), 0.01, 200, np.random.default_rng(level))}
+
+
+def _encoder(codec, cfg: dict) -> StreamEncoder:
+    return StreamEncoder(codec, keyframe_interval=cfg["k"], rd=cfg.get("rd", True), tables=cfg.get("tables"),
+                         rd_multiplier=cfg.get("rd_multiplier", 0.5))
 
 
 def our_rows(codec: Codec, frames: list[np.ndarray], levels: list[int], configs: list[dict], idx: list[int],
@@ -132,70 +174,67 @@ def our_rows(codec: Codec, frames: list[np.ndarray], levels: list[int], configs:
     """Rows (bpp, PSNR, MS-SSIM, key frames, ...) of our configurations at each level.
 
     Every payload is produced by a StreamEncoder through the real rANS coder, and quality is that
-    of the image synthesised from the latent a decoder recovers. With `shared` (the default) the
-    work that is the same in every configuration is done once: the analysis transform of each
-    frame (once for all levels: the levels' gains scale its output), the hyper-analysis per frame
-    and level, a key frame's entropy coding per frame and level, and the synthesis and metrics of a
-    frame whose decoded latent another configuration already produced (keyed by frame, level and
-    the latent's bytes). With `shared=False` every configuration encodes every frame from the image
-    (`StreamEncoder.encode`) and renders every sampled frame: test/test_bench_video.py checks that
-    both give identical rows."""
+    of the image synthesised from the latent a decoder recovers. Frames are taken one at a time,
+    each fed to every (level, configuration) encoder, so memory does not grow with the clip. With
+    `shared` (the default) the work that is the same in every configuration is done once per
+    frame: the analysis transform (once for all levels: the levels' gains scale its output), the
+    hyper-analysis per level, a key frame's entropy coding per level, and the synthesis and metrics
+    of a decoded latent another configuration already produced (keyed by the latent's bytes). With
+    `shared=False` every configuration encodes every frame from the image (`StreamEncoder.encode`)
+    and renders every sampled frame: test/test_bench_video.py checks that both give identical rows."""
     h, w = frames[0].shape[:2]
-    n, pixels = len(frames), frames[0].shape[0] * frames[0].shape[1]
+    pixels = h * w
     net = codec.net
     sample = set(idx)
-    if shared:
+    coder = _SharedKeyFrames(codec) if shared else codec
+    cells = [(level, i) for level in levels for i in range(len(configs))]
+    encoders = {cell: _encoder(coder, configs[cell[1]]) for cell in cells}
+    tallies = {cell: _Tally() for cell in cells}
+    gains = {level: net._gains(level - 1, 1)[0] for level in levels} if shared else {}
+    for t, frame in enumerate(frames):
         with torch.no_grad():
-            g = [net.g_a(codec.image_tensor(f)) for f in frames]
-    keys_codec = _SharedKeyFrames(codec)
-    quality_cache: dict[tuple[int, int, bytes], tuple[float, float]] = {}
-    curves: dict[str, list[RDPoint]] = {}
-    rows = []
-    for level in levels:
-        header = type("H", (), {"height": h, "width": w, "quality": level, "channels": 3})
-        if shared:
-            gain = net._gains(level - 1, 1)[0]
-            yz = []
-            with torch.no_grad():
-                for gi in g:
-                    y = gi * gain
-                    yz.append((y, net.hyper_analyse(y)))
-        keys_codec.forget()
-        for cfg in configs:
-            name = cfg["name"]
-            enc = StreamEncoder(keys_codec if shared else codec, keyframe_interval=cfg["k"], rd=cfg.get("rd", True),
-                                tables=cfg.get("tables"), rd_multiplier=cfg.get("rd_multiplier", 0.5))
-            sizes, keys, container, psnrs, ssims = [], [], [], [], []
-            for t in range(n):
-                if shared:
-                    keys_codec.key = (t, level)
-                    e = enc.encode_analysed(*yz[t], level, h, w, 3, "rgb8")
-                else:
-                    e = enc.encode(frames[t], quality=level)
-                sizes.append(len(e.payload))
-                keys.append(e.keyframe)
-                if not e.keyframe:
-                    container.append(_container_bytes(e.payload))
-                if t in sample:
-                    cache_key = (t, level, hashlib.blake2b(np.ascontiguousarray(e.y_hat).tobytes(), digest_size=16).digest())
-                    q = quality_cache.get(cache_key) if shared else None
-                    if q is None:
-                        decoded = synthesise(codec, e.y_hat, header)
-                        q = (psnr(frames[t], decoded), ms_ssim_index(frames[t], decoded))
-                        quality_cache[cache_key] = q
-                    psnrs.append(q[0])
-                    ssims.append(q[1])
-            p, m = float(np.mean(psnrs)), float(np.mean(ssims))
-            bpp = 8 * float(np.sum(sizes)) / (n * pixels)
-            row = {"codec": name, "level": level, "bpp": bpp, "psnr": p, "ms_ssim": m, "keyframes": int(np.sum(keys)),
-                   "p_frame_bpp": 8 * float(np.mean([s for s, kf in zip(sizes, keys) if not kf] or [0])) / pixels,
-                   "key_bpp": 8 * float(np.mean([s for s, kf in zip(sizes, keys) if kf])) / pixels,
-                   "p_container_bytes": float(np.mean(container)) if container else 0.0,
-                   "shown_at_1pct_drop": _shown_fraction(np.array(keys), 0.01, 200, np.random.default_rng(level))}
-            rows.append(row)
-            curves.setdefault(name, []).append(RDPoint(name, level, bpp, p, m))
-            print(json.dumps(row), flush=True)
+            g = net.g_a(codec.image_tensor(frame)) if shared else None
+        for level in levels:
+            header = _Header(h, w, level)
+            if shared:
+                with torch.no_grad():
+                    y = g * gains[level]
+                    z = net.hyper_analyse(y)
+            seen: dict[bytes, tuple[float, float]] = {}  # decoded latent of this frame and level -> quality
+            for i in range(len(configs)):
+                enc = encoders[(level, i)]
+                e = enc.encode_analysed(y, z, level, h, w, 3, "rgb8") if shared else enc.encode(frame, quality=level)
+                q = _sampled_quality(codec, frame, e.y_hat, header, seen if shared else {}) if t in sample else None
+                tallies[(level, i)].add(e.payload, e.keyframe, q)
+    rows, curves = [], {}
+    for level, i in cells:
+        name = configs[i]["name"]
+        row = tallies[(level, i)].row(name, level, pixels)
+        rows.append(row)
+        curves.setdefault(name, []).append(RDPoint(name, level, row["bpp"], row["psnr"], row["ms_ssim"]))
+        print(json.dumps(row), flush=True)
     return rows, curves
+
+
+@dataclass(frozen=True)
+class _Header:
+    """The fields of a FrameHeader that `synthesise` reads."""
+
+    height: int
+    width: int
+    quality: int
+    channels: int = 3
+
+
+def _sampled_quality(codec: Codec, frame: np.ndarray, y_hat: np.ndarray, header: _Header, seen: dict) -> tuple[float, float]:
+    """PSNR and MS-SSIM of the image synthesised from `y_hat`, reused from `seen` for a latent
+    already rendered."""
+    key = hashlib.blake2b(np.ascontiguousarray(y_hat).tobytes(), digest_size=16).digest()
+    q = seen.get(key)
+    if q is None:
+        decoded = synthesise(codec, y_hat, header)
+        q = seen[key] = (psnr(frame, decoded), ms_ssim_index(frame, decoded))
+    return q
 
 
 def run_video_bench(video: Path, out: Path, frames_n: int, scale: float, levels: list[int], intervals: list[int],
@@ -209,7 +248,7 @@ def run_video_bench(video: Path, out: Path, frames_n: int, scale: float, levels:
     torch.set_num_threads(threads)
     t_start = time.perf_counter()
     load_start = os.getloadavg()
-    frames, fps = read_video(video, frames_n)
+    frames, fps = read_source(str(video), frames_n)
     if scale != 1.0:
         frames = [cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) for f in frames]
     n = len(frames)
@@ -342,7 +381,9 @@ def _plot(curves: dict[str, list[RDPoint]], path: Path) -> None:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--video", type=Path, default=Path("data/video/vtest.avi"))
+    p.add_argument("--video", type=Path, default=Path("data/video/vtest.avi"),
+                   help="a video file, or rendered:SEED for a rendered moving-camera clip (640x480, 10 fps) of "
+                        "validation scene SEED (>= 2000; lower seeds are the temporal trainer's)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/video"))
     p.add_argument("--frames", type=int, default=795)
     p.add_argument("--scale", type=float, default=1.0)

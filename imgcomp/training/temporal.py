@@ -39,6 +39,7 @@ from imgcomp.data.sources import check_training_video
 from imgcomp.inference.cache import model_cache_dir
 from imgcomp.models.registry import MANIFEST, WEIGHTS_DIR, load_manifest, write_manifest
 from imgcomp.temporal.pcoding import encode_pframe
+from imgcomp.multitask.scenes.moving_camera import training_seeds
 from imgcomp.temporal.stream import rd_lambda
 from imgcomp.temporal.tables import BUCKETS, FLAG_CONTEXTS, TOTAL, Layout, LevelTables, TemporalTables, quantize_pmf
 from imgcomp.video import read_video
@@ -51,16 +52,17 @@ SMOOTHING = 4.0  # pseudo-counts of the parent distribution added to every conte
 
 
 def rendered_sequences(n: int, frames: int, size: int = 256) -> list[list[np.ndarray]]:
-    """`n` rendered rooms, each a pan (yaw and pitch) with a slow dolly of the camera."""
+    """`n` rendered rooms (scene seeds `training_seeds(n)`, never bench-video's), each a pan of
+    the camera at a steady yaw and pitch rate."""
     from imgcomp.multitask.scenes.render import default_pool, render_frame
     from imgcomp.multitask.scenes.scene import sample_scene
 
     pool = default_pool()
     out = []
-    for seed in range(n):
-        scene = sample_scene(1000 + seed, len(pool))
+    for i, scene_seed in enumerate(training_seeds(n)):
+        scene = sample_scene(scene_seed, len(pool))
         cam = scene.camera
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(i)
         dyaw, dpitch = rng.uniform(-0.03, 0.03), rng.uniform(-0.008, 0.008)
         seq = []
         for t in range(frames):
@@ -124,6 +126,7 @@ def training_latents(codec: Codec, n_rendered: int, render_frames: int) -> tuple
     rendered = rendered_sequences(n_rendered, render_frames) if n_rendered else []
     seqs += [ungained_latents(codec, s) for s in rendered]
     info["rendered sequences"] = [len(s) for s in rendered]
+    info["rendered scene seeds"] = list(training_seeds(n_rendered))
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, info=np.frombuffer(json.dumps(info).encode(), dtype=np.uint8), **{f"s{i}": s for i, s in enumerate(seqs)})
     return seqs, info | {"latent_seconds": round(time.perf_counter() - t0, 1), "cached": False}
