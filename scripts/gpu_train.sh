@@ -40,8 +40,10 @@ for name in $MODELS; do
     ae-* | cae* | cyclegan-*) args=(--batch-size "$FIXED_RATE_BATCH" --precision bf16); [ -n "$FIXED_RATE_CROP" ] && args+=(--crop "$FIXED_RATE_CROP") ;;
     *) args=(--batch-size "$BATCH" --crop "$CROP" --precision tf32) ;;
   esac
+  # A model not shipped yet (hyperprior-mse-hq) starts from its config's init_from.
+  [ -f "imgcomp/weights/$name.pt" ] && args+=(--init-from "imgcomp/weights/$name.pt")
   python3 -m imgcomp train --config "config/models/$name.yaml" --device "$DEVICE" --threads "$THREADS" \
-    --init-from "imgcomp/weights/$name.pt" "${args[@]}" --steps "$STEPS" \
+    "${args[@]}" --steps "$STEPS" \
     --max-minutes "$MINUTES" --run-dir "$WORK/runs" --export-dir "$WORK/exports/$name" \
     > "$WORK/logs/train-$name.log" 2>&1 &
 done
