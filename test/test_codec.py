@@ -111,9 +111,17 @@ def test_bool_quality_and_non_ascii_encoding_are_refused_before_encoding(hyperpr
 
 @pytest.mark.slow
 def test_striped_transforms_match_the_whole_frame(hyperprior_codec, real_images, monkeypatch):
-    """Frames above 1080p run g_a/g_s in stripes; forced on a small frame, payload and pixels are
-    identical to the whole-frame path."""
+    """Frames above 1080p run g_a/g_s in stripes; forced on a small frame, the payload is
+    identical to the whole-frame path and the pixels agree to float rounding: oneDNN's
+    channels-last kernels may sum in another order for another stripe height, so a rare pixel
+    lands on the neighbouring 8-bit level (1 in 312,000 values here)."""
     import imgcomp.inference.striped as striped
+
+    def assert_same_to_rounding(a: np.ndarray, b: np.ndarray) -> None:
+        difference = np.abs(a.astype(np.int16) - b.astype(np.int16))
+        assert a.shape == b.shape
+        assert difference.max() <= 1
+        assert np.count_nonzero(difference) <= 1e-4 * difference.size
 
     image = np.ascontiguousarray(np.tile(real_images["fruits"], (3, 2, 1))[:520, :400])
     whole_payload = hyperprior_codec.encode(image, quality=3)
@@ -121,11 +129,13 @@ def test_striped_transforms_match_the_whole_frame(hyperprior_codec, real_images,
     monkeypatch.setattr(striped, "STRIPE_ABOVE_PIXELS", 0)
     assert striped.needs_stripes(*image.shape[:2])
     assert hyperprior_codec.encode(image, quality=3) == whole_payload
-    assert np.array_equal(hyperprior_codec.decode(whole_payload), whole_pixels)
+    assert_same_to_rounding(hyperprior_codec.decode(whole_payload), whole_pixels)
     grey = np.ascontiguousarray(image[:, :, 0])
-    grey_striped = hyperprior_codec.decode(hyperprior_codec.encode(grey))
+    grey_payload = hyperprior_codec.encode(grey)
+    grey_striped = hyperprior_codec.decode(grey_payload)
     monkeypatch.setattr(striped, "STRIPE_ABOVE_PIXELS", 10**9)
-    assert np.array_equal(hyperprior_codec.decode(hyperprior_codec.encode(grey)), grey_striped)
+    assert hyperprior_codec.encode(grey) == grey_payload
+    assert_same_to_rounding(hyperprior_codec.decode(grey_payload), grey_striped)
 
 
 def test_max_output_pixels_is_checked_from_the_header(hyperprior_codec, real_images):
