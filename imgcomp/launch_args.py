@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from imgcomp.defaults import CLASSICAL_LEVELS, CLASSICAL_MODELS
+
 MANIFEST = Path(__file__).resolve().parent / "weights" / "manifest.json"
 DEVICES = ("cpu", "cuda")
 MAX_KEYFRAME_INTERVAL = 10_000  # imgcomp.stream.params' range
@@ -19,13 +21,17 @@ class LaunchArgumentError(ValueError):
 
 
 def _levels() -> dict[str, int]:
-    return {name: int(entry.get("levels", 1)) for name, entry in json.loads(MANIFEST.read_text()).items()}
+    """Levels of every model a node accepts: the shipped weights and the classical codecs."""
+    shipped = {name: int(entry.get("levels", 1)) for name, entry in json.loads(MANIFEST.read_text()).items()}
+    return shipped | dict.fromkeys(CLASSICAL_MODELS, CLASSICAL_LEVELS)
 
 
 def check_model(model: str) -> str:
-    shipped = _levels()
-    if model not in shipped:
-        raise LaunchArgumentError(f"model:={model!r} is not a shipped model; shipped: {', '.join(sorted(shipped))}")
+    known = _levels()
+    if model not in known:
+        raise LaunchArgumentError(
+            f"model:={model!r} is not a shipped model or a classical codec; known: {', '.join(sorted(known))}"
+        )
     return model
 
 

@@ -28,8 +28,18 @@ def test_quality_range_follows_the_model() -> None:
     assert check_quality("6", None) == 6
 
 
+@pytest.mark.parametrize("codec", ["avif", "jxl", "webp", "jpeg"])
+def test_classical_codecs_are_launch_models_with_six_levels(codec: str) -> None:
+    """`ros2 launch imgcomp loopback.launch.py model:=avif` (a CPU-only robot's choice) used to
+    end the launch: only the shipped weights were known."""
+    assert check_model(codec) == codec
+    assert check_quality("6", codec) == 6
+    with pytest.raises(LaunchArgumentError, match=r"1\.\.6"):
+        check_quality("7", codec)
+
+
 def test_unknown_model_and_device_are_refused() -> None:
-    with pytest.raises(LaunchArgumentError, match="model:='nope' is not a shipped model; shipped: .*hyperprior-mse"):
+    with pytest.raises(LaunchArgumentError, match="model:='nope' is not a shipped model or a classical codec; known: .*avif.*hyperprior-mse"):
         check_model("nope")
     with pytest.raises(LaunchArgumentError, match="device:='gpu'"):
         check_device("gpu")

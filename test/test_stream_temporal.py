@@ -251,6 +251,15 @@ def test_a_model_without_temporal_tables_sends_keyframes_with_its_stream_id(fact
     assert all(isinstance(decoder.process(f), ImageFields) for f in sent)
 
 
+def test_a_classical_codec_says_its_frames_decode_alone(factory, messages) -> None:
+    """No advice to train temporal tables for a still-image codec (the node logs this note)."""
+    encoder = EncoderCore(factory, model="webp", quality=2, keyframe_interval=10)
+    sent = _send(encoder, messages[:2])
+    assert [f.frame_type for f in sent] == [FRAME_KEY] * 2
+    note = encoder.diagnostics()["temporal"]
+    assert note.startswith("off: webp is a classical still-image codec") and "training" not in note
+
+
 def test_synthesis_of_a_keyframe_through_the_stream_path_is_the_codec_decode(factory, group_of_5) -> None:
     codec = factory(MODEL)
     key = group_of_5[0].data
