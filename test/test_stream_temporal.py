@@ -258,6 +258,9 @@ def test_a_classical_codec_says_its_frames_decode_alone(factory, messages) -> No
     assert [f.frame_type for f in sent] == [FRAME_KEY] * 2
     note = encoder.diagnostics()["temporal"]
     assert note.startswith("off: webp is a classical still-image codec") and "training" not in note
+    decoder = DecoderCore(factory, model=None)
+    assert all(isinstance(decoder.process(f), ImageFields) for f in sent)
+    assert decoder.diagnostics()["keyframes_decoded"] == "2"  # the node showed 0 for these
 
 
 def test_synthesis_of_a_keyframe_through_the_stream_path_is_the_codec_decode(factory, group_of_5) -> None:

@@ -163,6 +163,7 @@ class DecoderCore:
         try:
             if frame.header.frame_type == FRAME_KEY and self.references.tables(codec) is None:
                 image = codec.decode(frame, self.max_output_pixels)  # a model without temporal mode
+                self.references.count_key_frame()
             else:
                 out = self.references.latent(codec, frame)
                 if isinstance(out, Rejection):

@@ -150,6 +150,12 @@ class StreamReferences:
                 continue
         return decoded
 
+    def count_key_frame(self) -> None:
+        """A key frame decoded without a reference (a model without temporal tables, a classical
+        codec): counted with the others, so `keyframes_decoded` covers every model."""
+        with self._lock:
+            self.decoded_key += 1
+
     def diagnostics(self) -> dict[str, str]:
         with self._lock:
             return {
