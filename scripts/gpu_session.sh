@@ -49,7 +49,7 @@ if [ "${DRY_RUN:-0}" = 1 ]; then
   # the CPU time on the same MS-SSIM (spinning at barriers), and the dry run runs ten at once.
   (cd "$ROOT/tree" && OMP_NUM_THREADS=1 DRY_RUN=0 DEVICE=cpu OUT="$ROOT/out" THREADS=1 CODEC_MINUTES=0.3 STEPS=2 BATCH=2 CROP=128 \
     FIXED_RATE_BATCH=2 FIXED_RATE_CROP=64 HEAD_MINUTES=0.3 HEAD_STEPS=2 HEAD_BATCH=2 MT_TRAIN=24 MT_TEST=2 \
-    WORKERS=2 TEMPORAL_ARGS="--frames 12 --rendered 1 --render-frames 3" WORK_ROOT="$ROOT/work" \
+    WORKERS=2 TEMPORAL_ARGS="--max-video-frames 12 --rendered 1 --render-frames 3" WORK_ROOT="$ROOT/work" \
     bash scripts/gpu_session.sh)
   echo "== dry run: $(( $(date +%s) - started )) s; archives:"
   for a in codecs heads temporal; do

@@ -100,9 +100,11 @@ def _scaled(frames: list[np.ndarray], scale: float) -> list[np.ndarray]:
     return [cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) for f in frames]
 
 
-def training_latents(codec: Codec, n_rendered: int, render_frames: int) -> tuple[list[np.ndarray], dict]:
-    """Latent shots of the training footage (cached), and what they are."""
-    cache = model_cache_dir("temporal-latents", codec.model_name, codec.model_hash) / f"train-r{n_rendered}x{render_frames}.npz"
+def training_latents(codec: Codec, n_rendered: int, render_frames: int, max_video_frames: int = 0) -> tuple[list[np.ndarray], dict]:
+    """Latent shots of the training footage (cached), and what they are; `max_video_frames` > 0
+    reads only that many frames of each video (the GPU script's CPU dry run)."""
+    clip = f"-v{max_video_frames}" if max_video_frames else ""
+    cache = model_cache_dir("temporal-latents", codec.model_name, codec.model_hash) / f"train-r{n_rendered}x{render_frames}{clip}.npz"
     if cache.exists():
         with np.load(cache, allow_pickle=False) as z:
             seqs = [z[k] for k in sorted((k for k in z.files if k.startswith("s")), key=lambda k: int(k[1:]))]
@@ -112,12 +114,13 @@ def training_latents(codec: Codec, n_rendered: int, render_frames: int) -> tuple
     seqs, info = [], {}
     for video in (TREE, MEGAMIND):
         check_training_video(video.name)  # never vtest.avi or a held-out video
-    tree, _ = read_video(TREE)
+    limit = max_video_frames or None
+    tree, _ = read_video(TREE, limit)
     for scale in (1.0, 0.5):
         seqs.append(ungained_latents(codec, _scaled(tree, scale)))
     info["tree.avi frames x scales"] = [len(tree), [1.0, 0.5]]
     if MEGAMIND.exists():
-        film, _ = read_video(MEGAMIND)
+        film, _ = read_video(MEGAMIND, limit)
         found = [s for scale in (0.5, 0.25) for s in shots(ungained_latents(codec, _scaled(film, scale)))]
         seqs += found
         info["Megamind.avi frames x scales, shots"] = [len(film), [0.5, 0.25], len(found)]
@@ -219,11 +222,11 @@ def _count(seqs: list[np.ndarray], gain: np.ndarray, lt: LevelTables, lam: float
 
 
 def train(model: str, n_rendered: int, render_frames: int, gop: int, k: int, layout: Layout,
-          n_levels: int | None = None) -> tuple[TemporalTables, dict]:
+          n_levels: int | None = None, max_video_frames: int = 0) -> tuple[TemporalTables, dict]:
     torch.set_num_threads(2)
     t0 = time.perf_counter()
     codec = Codec(model)
-    seqs, info = training_latents(codec, n_rendered, render_frames)
+    seqs, info = training_latents(codec, n_rendered, render_frames, max_video_frames)
     t1 = time.perf_counter()
     net = codec.net
     m = seqs[0].shape[1]
@@ -272,6 +275,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rendered", type=int, default=4)
     parser.add_argument("--render-frames", type=int, default=30)
     parser.add_argument("--gop", type=int, default=10)
+    parser.add_argument("--max-video-frames", type=int, default=0,
+                        help="read only this many frames of each training video (0: all; for dry runs)")
     parser.add_argument("--tables", type=int, default=64, help="shared residual tables per level")
     parser.add_argument("--block", type=int, default=Layout.block)
     parser.add_argument("--phases", type=int, default=Layout.phases)
@@ -284,7 +289,8 @@ def main(argv: list[str] | None = None) -> None:
     layout = Layout(args.block, args.phases, not args.no_history, not args.no_neighbours, not args.no_sign_flip)
     if args.levels and not args.out:
         parser.error("--levels is for experiments: give --out too (the shipped tables cover every level)")
-    tables, record = train(args.model, args.rendered, args.render_frames, args.gop, args.tables, layout, args.levels)
+    tables, record = train(args.model, args.rendered, args.render_frames, args.gop, args.tables, layout, args.levels,
+                           args.max_video_frames)
     data = tables.to_bytes()
     digest = TemporalTables.from_bytes(data).digest
     if args.out:
