@@ -23,7 +23,7 @@
 #   PATH=.venv/bin:$PATH DRY_RUN=1 bash scripts/gpu_session.sh
 #           the same steps on this CPU with tiny sizes, in a copy of the checkout (its shipped
 #           weights untouched; `make gpu-dry-run`)
-# Knobs: CODEC_MINUTES=4.5 HEAD_MINUTES=1.5 MODELS (default: every shipped codec and hyperprior-mse-hq, which starts from its config's init_from until it ships) MT_TRAIN=3000
+# Knobs: CODEC_MINUTES=4.5 HEAD_MINUTES=1.5 MODELS (default: every shipped codec) MT_TRAIN=3000
 # MT_TEST=100 TEMPORAL_ARGS OUT=out/gpu DEVICE=cuda, and those of the two scripts it runs.
 set -euo pipefail
 

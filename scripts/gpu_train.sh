@@ -40,7 +40,7 @@ for name in $MODELS; do
     ae-* | cae* | cyclegan-*) args=(--batch-size "$FIXED_RATE_BATCH" --precision bf16); [ -n "$FIXED_RATE_CROP" ] && args+=(--crop "$FIXED_RATE_CROP") ;;
     *) args=(--batch-size "$BATCH" --crop "$CROP" --precision tf32) ;;
   esac
-  # A model not shipped yet (hyperprior-mse-hq) starts from its config's init_from.
+  # A model not shipped yet starts from its config's init_from.
   [ -f "imgcomp/weights/$name.pt" ] && args+=(--init-from "imgcomp/weights/$name.pt")
   python3 -m imgcomp train --config "config/models/$name.yaml" --device "$DEVICE" --threads "$THREADS" \
     "${args[@]}" --steps "$STEPS" \

@@ -24,8 +24,8 @@ class Transforms(Protocol):
 
 class TorchTransforms:
     """The transforms in torch. On the CPU they run channels-last (NHWC): oneDNN's convolutions
-    then skip a layout reorder per layer, 1.4-1.5x faster for g_a and g_s at 640x480 on 2 cores
-    (`imgcomp bench`); the results differ from NCHW only by float rounding (about 1e-7 for
+    then skip a layout reorder per layer (g_a 2.0x, g_s 1.6x faster at 640x480 with 2 threads:
+    scripts/layout_ab.py); the results differ from NCHW only by float rounding (about 3e-7 for
     pixels). Only the layout of g_a's and g_s's weights changes, so the hyperprior and entropy
     model, which decide the coded integers, are untouched."""
 

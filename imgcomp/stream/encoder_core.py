@@ -42,7 +42,7 @@ import numpy as np
 
 from imgcomp.bitstream import FRAME_KEY, FRAME_PREDICTED, MAX_SIDE
 from imgcomp.codec import DEFAULT_MODEL, Codec
-from imgcomp.defaults import CLASSICAL_MODELS, DEFAULT_KEYFRAME_INTERVAL, check_effort
+from imgcomp.defaults import DEFAULT_KEYFRAME_INTERVAL, check_effort
 from imgcomp.image import (
     DEFAULT_MAX_PIXELS,
     SUPPORTED_ENCODINGS,
@@ -91,8 +91,6 @@ class _Stream:
 
 
 def _stream_encoder(codec: Codec, interval: int) -> tuple[StreamEncoder | None, str]:
-    if codec.model_name in CLASSICAL_MODELS:
-        return None, f"{codec.model_name} is a classical still-image codec: every frame decodes alone"
     try:
         return StreamEncoder(codec, keyframe_interval=interval), ""
     except TemporalTablesError as exc:

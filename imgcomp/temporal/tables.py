@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from imgcomp.defaults import CLASSICAL_MODELS
 from imgcomp.models import entropy_coding
 from imgcomp.models.entropy_coding import ClosedTables
 
@@ -209,6 +210,8 @@ def load_tables(model: str) -> TemporalTables:
     """The verified temporal tables of a shipped model (manifest entry ``temporal``)."""
     from imgcomp.models.registry import WEIGHTS_DIR, model_entry
 
+    if model in CLASSICAL_MODELS:
+        raise TemporalTablesError(f"{model} is a classical still-image codec: every frame decodes alone")
     entry = model_entry(model).get("temporal")
     if not entry:
         raise TemporalTablesError(f"model {model!r} has no temporal tables (run python -m imgcomp.training.temporal)")
